@@ -1,0 +1,53 @@
+# tourapp — two commands: `make run` (the whole system, with demo data) and `make test` (the suite).
+# Both install what they need and are idempotent.
+SHELL := /bin/bash
+PY := .venv/bin/python
+VENV_STAMP := .venv/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format venv services services-down migrate seed bench help
+
+help:
+	@echo "make run    - start services, migrate, seed demo data, run web+worker+beat+kafka consumer"
+	@echo "make test   - start services, lint, run the whole test suite"
+	@echo "make bench  - run the benchmarks in bench/ (prints JSON)"
+	@echo "make services / services-down - start / stop PostgreSQL, Redis, RabbitMQ, Kafka"
+
+$(VENV_STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || python3 -m venv .venv
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@rm -f .venv/.installed-*; touch $(VENV_STAMP)
+
+venv: $(VENV_STAMP)
+
+services: venv
+	@bash scripts/services up
+
+services-down:
+	@bash scripts/services down
+
+migrate: services
+	@$(PY) manage.py migrate --noinput -v0
+
+seed: migrate
+	@$(PY) manage.py seed_demo
+
+run: seed
+	@$(PY) manage.py collectstatic --noinput -v0
+	@echo "API http://127.0.0.1:8000/api/  admin http://127.0.0.1:8000/admin/ (demo/demo-password)  docs http://127.0.0.1:8000/api/docs/"
+	@.venv/bin/honcho -f Procfile start
+
+lint: venv
+	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+
+format: venv
+	@.venv/bin/ruff check --fix .
+	@.venv/bin/ruff format .
+
+test: services lint
+	@.venv/bin/pytest $(PYTEST_ARGS)
+
+bench: services
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -1,0 +1,50 @@
+"""Bookings. Price, status and owner are set by services only, never by clients."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from availability.models import Departure
+from messaging.events import TIER_PREMIUM, TIER_STANDARD
+
+
+class Booking(models.Model):
+    class Tier(models.TextChoices):
+        PREMIUM = TIER_PREMIUM, "Premium"
+        STANDARD = TIER_STANDARD, "Standard"
+
+    class Status(models.TextChoices):
+        CONFIRMED = "confirmed", "Confirmed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings")
+    departure = models.ForeignKey(Departure, on_delete=models.PROTECT, related_name="bookings")
+    seats = models.PositiveIntegerField()
+    tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.STANDARD)
+    total_price = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    contact_email = models.EmailField()
+    contact_phone = models.CharField(max_length=32, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CONFIRMED, db_index=True)
+    # NULL (not "") means "no key", so the partial unique constraint ignores keyless bookings.
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(seats__gte=1), name="booking_seats_positive"),
+            models.CheckConstraint(condition=models.Q(total_price__gte=0), name="booking_price_non_negative"),
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                name="booking_unique_idempotency_key_per_user",
+                condition=models.Q(idempotency_key__isnull=False),
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "-created_at"], name="booking_user_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"Booking {self.pk} ({self.status})"

@@ -1,0 +1,74 @@
+"""Transactional outbox: an event row written in the same transaction as the business change.
+
+``OutboxEvent`` is the immutable message; ``OutboxDelivery`` is its delivery state, one row per
+destination (RabbitMQ, Kafka), so one broker being down never holds back the other.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class OutboxEvent(models.Model):
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    aggregate_type = models.CharField(max_length=64)
+    aggregate_id = models.CharField(max_length=64)
+    event_type = models.CharField(max_length=64)
+    routing_key = models.CharField(max_length=255)
+    message_key = models.CharField(max_length=255, help_text="Kafka partition key (the aggregate id).")
+    payload = models.JSONField()
+    headers = models.JSONField(default=dict, blank=True)
+    correlation_id = models.CharField(max_length=128, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["aggregate_type", "aggregate_id", "id"], name="outbox_aggregate_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.aggregate_type}:{self.aggregate_id} ({self.event_id})"
+
+
+class OutboxDelivery(models.Model):
+    class Destination(models.TextChoices):
+        RABBITMQ = "rabbitmq", "RabbitMQ"
+        KAFKA = "kafka", "Kafka"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        DEAD = "dead", "Dead"
+
+    event = models.ForeignKey(OutboxEvent, on_delete=models.CASCADE, related_name="deliveries")
+    destination = models.CharField(max_length=16, choices=Destination.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    # Denormalised from the event so the claim query and the per-aggregate order check use one index.
+    aggregate_key = models.CharField(max_length=140)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "destination"], name="outbox_delivery_unique_destination"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["destination", "id"],
+                name="outbox_delivery_pending_idx",
+                condition=models.Q(state="pending"),
+            ),
+            models.Index(
+                fields=["destination", "aggregate_key", "id"],
+                name="outbox_delivery_agg_pending",
+                condition=models.Q(state="pending"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} -> {self.destination}: {self.state}"

@@ -1,0 +1,1 @@
+"""Notification records (filled in by the notifications issue)."""

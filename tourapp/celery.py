@@ -1,0 +1,37 @@
+"""Celery application. Tasks carry the correlation id in their headers (see signals below)."""
+
+import os
+
+from celery import Celery, signals
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tourapp.settings")
+
+app = Celery("tourapp")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@signals.before_task_publish.connect
+def _propagate_correlation_id(headers=None, **_kwargs):
+    from tourapp.correlation import get_correlation_id
+
+    cid = get_correlation_id()
+    if headers is not None and cid and "correlation_id" not in headers:
+        headers["correlation_id"] = cid
+
+
+@signals.task_prerun.connect
+def _enter_correlation_scope(task=None, **_kwargs):
+    from tourapp.correlation import correlation_scope
+
+    cid = getattr(task.request, "correlation_id", None) if task else None
+    scope = correlation_scope(cid, task=task.name if task else None)
+    scope.__enter__()
+    task.request._tourapp_scope = scope
+
+
+@signals.task_postrun.connect
+def _leave_correlation_scope(task=None, **_kwargs):
+    scope = getattr(task.request, "_tourapp_scope", None) if task else None
+    if scope is not None:
+        scope.__exit__(None, None, None)

@@ -1,0 +1,245 @@
+"""Settings, all read from the environment (this is the one place that reads it).
+
+Development defaults match `scripts/services` (local PostgreSQL, Redis, RabbitMQ, Kafka).
+With ``DJANGO_ENV=production`` the process refuses to start without ``DJANGO_SECRET_KEY``
+and turns on the secure defaults that ``manage.py check --deploy`` asks for.
+"""
+
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+ENVIRONMENT = env.str("DJANGO_ENV", default="development")
+PRODUCTION = ENVIRONMENT == "production"
+TESTING = env.bool("TOURAPP_TESTING", default=False)
+
+DEBUG = env.bool("DEBUG", default=not PRODUCTION)
+_DEV_SECRET = "dev-only-insecure-secret-key-do-not-use-in-production-000000"  # noqa: S105 - a known dev-only value, rejected in production below
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="" if PRODUCTION else _DEV_SECRET)
+if PRODUCTION and (not SECRET_KEY or SECRET_KEY == _DEV_SECRET):
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_ENV=production.")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "messaging",
+    "availability",
+    "bookings",
+    "notifications",
+]
+
+MIDDLEWARE = [
+    "tourapp.correlation.CorrelationIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "tourapp.urls"
+WSGI_APPLICATION = "tourapp.wsgi.application"
+ASGI_APPLICATION = "tourapp.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# ------------------------------------------------------------------ data stores
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default="postgres://tourapp:tourapp@127.0.0.1:5432/tourapp"),
+}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Parallel test runs (several developers or CI jobs on one machine) each get their own test DB.
+DATABASES["default"]["TEST"] = {"NAME": env.str("DATABASE_TEST_NAME", default="test_tourapp")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env.str("REDIS_KEY_PREFIX", default="tourapp"),
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+    }
+}
+
+# ------------------------------------------------------------------ messaging
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="amqp://tourapp:tourapp@127.0.0.1:5672/tourapp")
+# The tour_events exchange lives on the same RabbitMQ as Celery unless told otherwise.
+EVENTS_AMQP_URL = env.str("EVENTS_AMQP_URL", default=CELERY_BROKER_URL)
+EVENTS_EXCHANGE = env.str("EVENTS_EXCHANGE", default="tour_events")
+EVENTS_QUEUE_PREFIX = env.str("EVENTS_QUEUE_PREFIX", default="")
+EVENTS_QUORUM_QUEUES = env.bool("EVENTS_QUORUM_QUEUES", default=False)
+KAFKA_BOOTSTRAP_SERVERS = env.list("KAFKA_BOOTSTRAP_SERVERS", default=["127.0.0.1:9092"])
+KAFKA_TOPIC = env.str("KAFKA_TOPIC", default="tour_events")
+KAFKA_DLQ_TOPIC = env.str("KAFKA_DLQ_TOPIC", default=f"{KAFKA_TOPIC}.dlq")
+KAFKA_CONSUMER_GROUP = env.str("KAFKA_CONSUMER_GROUP", default="tourapp")
+
+OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=500)
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=25)
+OUTBOX_BACKOFF_BASE_SECONDS = env.float("OUTBOX_BACKOFF_BASE_SECONDS", default=1.0)
+OUTBOX_BACKOFF_MAX_SECONDS = env.float("OUTBOX_BACKOFF_MAX_SECONDS", default=300.0)
+OUTBOX_SWEEP_SECONDS = env.float("OUTBOX_SWEEP_SECONDS", default=5.0)
+OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=7)
+# Destinations an event is relayed to; each has its own delivery state.
+OUTBOX_DESTINATIONS = env.list("OUTBOX_DESTINATIONS", default=["rabbitmq", "kafka"])
+
+# Which transport feeds which handler: "rabbitmq", "kafka" or "both".
+EVENT_HANDLER_ROUTES = {
+    "notifications": env.str("NOTIFICATIONS_TRANSPORT", default="rabbitmq"),
+    "availability": env.str("AVAILABILITY_TRANSPORT", default="kafka"),
+}
+IDEMPOTENCY_TTL_SECONDS = env.int("IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
+
+# ------------------------------------------------------------------ Celery
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE = {
+    "outbox-sweep": {
+        "task": "messaging.tasks.outbox_sweep_task",
+        "schedule": timedelta(seconds=OUTBOX_SWEEP_SECONDS),
+    },
+    "outbox-purge": {
+        "task": "messaging.tasks.outbox_purge_task",
+        "schedule": timedelta(minutes=10),
+    },
+}
+
+# ------------------------------------------------------------------ bookings
+BOOKING_PREMIUM_MULTIPLIER = Decimal(env.str("BOOKING_PREMIUM_MULTIPLIER", default="1.5"))
+BOOKING_MAX_SEATS = env.int("BOOKING_MAX_SEATS", default=10)
+BOOKING_MAX_SEATS_PER_USER_PER_DEPARTURE = env.int("BOOKING_MAX_SEATS_PER_USER_PER_DEPARTURE", default=10)
+
+# ------------------------------------------------------------------ notifications
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.smtp.EmailBackend"
+    if PRODUCTION
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Tourapp <no-reply@tourapp.local>")
+SMS_BACKEND = env.str("SMS_BACKEND", default="notifications.sms.LoggingSmsBackend")
+
+# ------------------------------------------------------------------ API
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 20,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "tourapp.exceptions.api_exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "bookings": env.str("BOOKING_THROTTLE_RATE", default="120/min"),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "tourapp API",
+    "DESCRIPTION": "Book tours; every booking leaves as a tour.booked event through a transactional outbox.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# ------------------------------------------------------------------ i18n, static
+LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en")
+LANGUAGES = [("en", "English"), ("fr", "Français")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# ------------------------------------------------------------------ security (production)
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    X_FRAME_OPTIONS = "DENY"
+
+# ------------------------------------------------------------------ logging
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION or TESTING else "console")
+LOG_ROLE = env.str("TOURAPP_ROLE", default="web")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"context": {"()": "tourapp.logging.ContextFilter"}},
+    "formatters": {
+        "json": {"()": "tourapp.logging.JsonFormatter"},
+        "console": {
+            "format": "%(asctime)s %(levelname)-7s %(role)s [%(correlation_id)s] %(name)s: %(message)s",
+        },
+    },
+    "handlers": {
+        "default": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        },
+    },
+    "root": {"handlers": ["default"], "level": LOG_LEVEL},
+    "loggers": {
+        "kafka": {"level": "WARNING"},
+        "amqp": {"level": "WARNING"},
+        "django.db.backends": {"level": "WARNING"},
+    },
+}
