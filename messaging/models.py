@@ -72,3 +72,68 @@ class OutboxDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} -> {self.destination}: {self.state}"
+
+
+class ProcessedMessage(models.Model):
+    """Inbox: the authority on "this handler already applied this event".
+
+    Written in the same transaction as the handler's side-effect record, so a unique violation
+    means the work was done before. Redis ``SET NX`` keys are only the fast path in front of it.
+    ``dedup_key`` is the event id, or for foreign producers without one, a key derived from event
+    type and booking id. Retention must cover the Kafka replay horizon.
+    """
+
+    handler = models.CharField(max_length=64)
+    dedup_key = models.CharField(max_length=200)
+    event_id = models.UUIDField(null=True, blank=True)
+    transport = models.CharField(max_length=16)
+    correlation_id = models.CharField(max_length=128, blank=True)
+    processed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["handler", "dedup_key"], name="processed_message_unique_per_handler"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.handler}:{self.dedup_key}"
+
+
+class DeadLetter(models.Model):
+    """A message a consumer could not handle, from either transport, with the reason.
+
+    The message also sits in the broker's DLQ (RabbitMQ dead-letter queue / Kafka DLQ topic);
+    this row is what operators list, search and re-drive from the admin.
+    """
+
+    class Transport(models.TextChoices):
+        RABBITMQ = "rabbitmq", "RabbitMQ"
+        KAFKA = "kafka", "Kafka"
+
+    class State(models.TextChoices):
+        DEAD = "dead", "Dead"
+        REDRIVEN = "redriven", "Re-driven"
+        DISCARDED = "discarded", "Discarded"
+
+    transport = models.CharField(max_length=16, choices=Transport.choices)
+    source = models.CharField(max_length=255, help_text="Queue or topic the message came from.")
+    handler = models.CharField(max_length=64, blank=True)
+    routing_key = models.CharField(max_length=255, blank=True)
+    kafka_partition = models.IntegerField(null=True, blank=True)
+    kafka_offset = models.BigIntegerField(null=True, blank=True)
+    message_key = models.CharField(max_length=255, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    body = models.TextField(blank=True)
+    reason = models.TextField()
+    event_type = models.CharField(max_length=64, blank=True)
+    event_id = models.CharField(max_length=64, blank=True)
+    correlation_id = models.CharField(max_length=128, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.DEAD, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    redriven_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.transport}:{self.source} {self.event_type or '?'} ({self.state})"
