@@ -1,0 +1,46 @@
+"""Typed factory_boy factories for users and bookings (shared by every app's tests).
+
+``BookingFactory`` writes a row directly: it does NOT reserve seats nor record an outbox event.
+Tests that need the real write path call ``bookings.services.booking_create``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser
+
+from availability.tests.factories import DepartureFactory, TourFactory
+from bookings.models import Booking
+
+__all__ = ["BookingFactory", "DepartureFactory", "TourFactory", "UserFactory"]
+
+User = get_user_model()
+
+
+class UserFactory(factory.django.DjangoModelFactory[AbstractUser]):
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    password = factory.django.Password("test-password")
+
+
+class BookingFactory(factory.django.DjangoModelFactory[Booking]):
+    class Meta:
+        model = Booking
+
+    user = factory.SubFactory(UserFactory)
+    departure = factory.SubFactory(DepartureFactory)
+    seats = 1
+    tier = Booking.Tier.STANDARD
+    total_price = factory.LazyAttribute(lambda b: (b.departure.tour.base_price * b.seats).quantize(Decimal("0.01")))
+    currency = factory.LazyAttribute(lambda b: b.departure.tour.currency)
+    contact_email = factory.LazyAttribute(lambda b: b.user.email)
+    contact_phone = "+33600000000"
+    status = Booking.Status.CONFIRMED
