@@ -68,6 +68,12 @@ class OutboxDelivery(models.Model):
                 name="outbox_delivery_agg_pending",
                 condition=models.Q(state="pending"),
             ),
+            # Dead rows block their aggregate (see messaging.relay) and are counted for the backlog.
+            models.Index(
+                fields=["destination", "aggregate_key", "id"],
+                name="outbox_delivery_agg_dead",
+                condition=models.Q(state="dead"),
+            ),
         ]
 
     def __str__(self) -> str:
