@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -38,6 +39,11 @@ class NotFound(DomainError):
 class Conflict(DomainError):
     code = "conflict"
     http_status = status.HTTP_409_CONFLICT
+
+
+def integrity_constraint_name(exc: IntegrityError) -> str | None:
+    """The name of the database constraint behind ``exc`` (PostgreSQL), so services can map it to a domain error."""
+    return getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
 
 
 def _error(code: str, message: str, fields: dict[str, Any] | None, http_status: int, headers=None) -> Response:

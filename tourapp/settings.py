@@ -147,6 +147,12 @@ CELERY_BEAT_SCHEDULE = {
 BOOKING_PREMIUM_MULTIPLIER = Decimal(env.str("BOOKING_PREMIUM_MULTIPLIER", default="1.5"))
 BOOKING_MAX_SEATS = env.int("BOOKING_MAX_SEATS", default=10)
 BOOKING_MAX_SEATS_PER_USER_PER_DEPARTURE = env.int("BOOKING_MAX_SEATS_PER_USER_PER_DEPARTURE", default=10)
+# --- bookings: demo data (manage.py seed_demo) ---
+DEMO_USERNAME = env.str("DEMO_USERNAME", default="demo")
+DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="demo-password")
+DEMO_ADMIN_USERNAME = env.str("DEMO_ADMIN_USERNAME", default="admin")
+DEMO_ADMIN_PASSWORD = env.str("DEMO_ADMIN_PASSWORD", default="admin-password")
+# --- end bookings: demo data ---
 
 # ------------------------------------------------------------------ notifications
 EMAIL_BACKEND = env.str(

@@ -1,4 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from availability.api import views
 
 app_name = "availability"
-urlpatterns: list = []
+urlpatterns = [
+    path("tours/", views.TourListApi.as_view(), name="tour-list"),
+    path("tours/<slug:id_or_slug>/", views.TourDetailApi.as_view(), name="tour-detail"),
+]

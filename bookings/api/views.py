@@ -1,0 +1,169 @@
+"""Bookings and auth endpoints: parse input, call one service, shape output. One class per operation."""
+
+from __future__ import annotations
+
+import re
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
+from rest_framework.views import APIView
+
+from bookings.api.serializers import (
+    BookingCreateInputSerializer,
+    BookingOutputSerializer,
+    RegisterInputSerializer,
+    RegisterOutputSerializer,
+    TokenObtainInputSerializer,
+    TokenOutputSerializer,
+)
+from bookings.selectors import booking_get_for_user, booking_list_for_user
+from bookings.services import auth_token_obtain, booking_cancel, booking_create_or_replay, user_register
+from tourapp.exceptions import DomainError
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_SANE_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")  # visible ASCII, as stored (max 128)
+
+_ERROR = OpenApiResponse(OpenApiTypes.OBJECT, description='{"error": {"code", "message", "fields"}}')
+_IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    IDEMPOTENCY_HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="Optional, per user. A retried request with the same key returns the same booking "
+    "(200) instead of booking twice; reusing a key for a different request is a 409.",
+)
+
+
+class InvalidIdempotencyKey(DomainError):
+    code = "invalid"
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not _SANE_IDEMPOTENCY_KEY.match(key):
+        raise InvalidIdempotencyKey(
+            "The Idempotency-Key header is invalid.",
+            fields={IDEMPOTENCY_HEADER: ["1 to 128 visible ASCII characters, e.g. a UUID."]},
+        )
+    return key
+
+
+class BookingListApi(generics.ListAPIView):
+    permission_classes = [IsAuthenticated]
+    serializer_class = BookingOutputSerializer
+
+    def get_queryset(self):
+        return booking_list_for_user(user=self.request.user)
+
+    @extend_schema(operation_id="bookings_list", summary="List my bookings (newest first, paginated)")
+    def get(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class BookingCreateApi(APIView):
+    permission_classes = [IsAuthenticated]
+    throttle_scope = "bookings"
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+
+    @extend_schema(
+        operation_id="bookings_create",
+        summary="Book seats on a departure",
+        description="Price, currency, status and owner are set by the server; sending them is a 400. "
+        "The booking and its tour.booked event are written in one transaction.",
+        parameters=[_IDEMPOTENCY_PARAMETER],
+        request=BookingCreateInputSerializer,
+        responses={
+            201: BookingOutputSerializer,
+            200: OpenApiResponse(BookingOutputSerializer, description="Idempotent replay: the earlier booking."),
+            400: _ERROR,
+            401: _ERROR,
+            409: OpenApiResponse(OpenApiTypes.OBJECT, description="Not enough seats, per-user limit, key reused."),
+            429: _ERROR,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        idempotency_key = _idempotency_key(request)
+        serializer = BookingCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = booking_create_or_replay(
+            user=request.user, idempotency_key=idempotency_key, **serializer.validated_data
+        )
+        return Response(
+            BookingOutputSerializer(result.booking).data,
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
+
+
+class BookingCollectionApi(BookingListApi, BookingCreateApi):
+    """``/api/bookings/``: GET is ``BookingListApi``, POST is ``BookingCreateApi`` (one URL, two operations)."""
+
+
+class BookingDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="bookings_retrieve",
+        summary="One of my bookings (anyone else's is a 404)",
+        responses={200: BookingOutputSerializer, 401: _ERROR, 404: _ERROR},
+    )
+    def get(self, request: Request, booking_id: int) -> Response:
+        booking = booking_get_for_user(user=request.user, booking_id=booking_id)
+        return Response(BookingOutputSerializer(booking).data)
+
+
+class BookingCancelApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="bookings_cancel",
+        summary="Cancel one of my bookings (releases the seats; cancelling twice is harmless)",
+        request=None,
+        responses={200: BookingOutputSerializer, 401: _ERROR, 404: _ERROR, 409: _ERROR},
+    )
+    def post(self, request: Request, booking_id: int) -> Response:
+        booking = booking_cancel(user=request.user, booking_id=booking_id)
+        return Response(BookingOutputSerializer(booking).data)
+
+
+class TokenObtainApi(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="auth_token_obtain",
+        summary="Exchange username and password for an API token",
+        description="Send the token as `Authorization: Token <token>`.",
+        request=TokenObtainInputSerializer,
+        responses={200: TokenOutputSerializer, 400: _ERROR},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = TokenObtainInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        token = auth_token_obtain(**serializer.validated_data)
+        return Response(TokenOutputSerializer({"token": token.key}).data)
+
+
+class RegisterApi(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="auth_register",
+        summary="Create an account and get its API token",
+        request=RegisterInputSerializer,
+        responses={201: RegisterOutputSerializer, 400: _ERROR},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = RegisterInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user, token = user_register(**serializer.validated_data)
+        body = {"id": user.pk, "username": user.get_username(), "email": user.email, "token": token.key}
+        return Response(RegisterOutputSerializer(body).data, status=status.HTTP_201_CREATED)
