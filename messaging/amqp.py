@@ -11,8 +11,9 @@ from django.conf import settings
 from kombu import Connection, Exchange
 
 
-def events_exchange() -> Exchange:
-    return Exchange(settings.EVENTS_EXCHANGE, type="topic", durable=True)
+def events_exchange(name: str | None = None) -> Exchange:
+    """The events exchange (``name`` defaults to ``settings.EVENTS_EXCHANGE``; benchmarks pass their own)."""
+    return Exchange(name or settings.EVENTS_EXCHANGE, type="topic", durable=True)
 
 
 def events_connection(**options: Any) -> Connection:

@@ -121,6 +121,30 @@ EVENT_HANDLER_ROUTES = {
     "availability": env.str("AVAILABILITY_TRANSPORT", default="kafka"),
 }
 IDEMPOTENCY_TTL_SECONDS = env.int("IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
+# --- consumers (issue 5): limits, retries and batching of the RabbitMQ and Kafka consumers
+# Bodies above this size are dead-lettered unread (a protection, not a business rule).
+EVENTS_MAX_BODY_BYTES = env.int("EVENTS_MAX_BODY_BYTES", default=64 * 1024)
+EVENTS_PREFETCH_COUNT = env.int("EVENTS_PREFETCH_COUNT", default=50)
+# RabbitMQ retry ladder (seconds): one retry queue per step, then the DLQ.
+EVENTS_RETRY_DELAYS = [float(s) for s in env.list("EVENTS_RETRY_DELAYS", default=["1", "5", "30"])]
+# Quorum queues only: broker-side redelivery cap (consumer crashes), set explicitly for 3.x == 4.x.
+EVENTS_DELIVERY_LIMIT = env.int("EVENTS_DELIVERY_LIMIT", default=10)
+KAFKA_CONSUMER_MAX_RECORDS = env.int("KAFKA_CONSUMER_MAX_RECORDS", default=500)
+KAFKA_HANDLER_MAX_ATTEMPTS = env.int("KAFKA_HANDLER_MAX_ATTEMPTS", default=3)
+KAFKA_PROGRESS_LOG_SECONDS = env.float("KAFKA_PROGRESS_LOG_SECONDS", default=10.0)
+# --- end consumers
+
+# --- outbox relay (issue 4) ---
+# A claimed delivery is invisible to other relays for this long; a relay that dies mid-batch
+# has its rows retried after it (at-least-once). Must exceed the longest publish of one batch.
+OUTBOX_CLAIM_LEASE_SECONDS = env.float("OUTBOX_CLAIM_LEASE_SECONDS", default=60.0)
+# A destination that cannot be reached is paused (no attempts counted) for this long, doubling up to the max.
+OUTBOX_UNAVAILABLE_BACKOFF_SECONDS = env.float("OUTBOX_UNAVAILABLE_BACKOFF_SECONDS", default=2.0)
+OUTBOX_UNAVAILABLE_BACKOFF_MAX_SECONDS = env.float("OUTBOX_UNAVAILABLE_BACKOFF_MAX_SECONDS", default=60.0)
+# One sweep drains a destination until it is empty or this budget is spent.
+OUTBOX_SWEEP_BUDGET_SECONDS = env.float("OUTBOX_SWEEP_BUDGET_SECONDS", default=50.0)
+OUTBOX_PURGE_BATCH_SIZE = env.int("OUTBOX_PURGE_BATCH_SIZE", default=1000)
+# --- end outbox relay ---
 
 # ------------------------------------------------------------------ Celery
 CELERY_TASK_SERIALIZER = "json"
@@ -168,6 +192,16 @@ EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Tourapp <no-reply@tourapp.local>")
 SMS_BACKEND = env.str("SMS_BACKEND", default="notifications.sms.LoggingSmsBackend")
+# --- notifications (issue 5)
+NOTIFICATION_MAX_RETRIES = env.int("NOTIFICATION_MAX_RETRIES", default=5)
+NOTIFICATION_RETRY_BACKOFF_MAX_SECONDS = env.int("NOTIFICATION_RETRY_BACKOFF_MAX_SECONDS", default=300)
+# Pending notifications older than this are re-dispatched by the beat sweep (lost task safety net).
+NOTIFICATION_SWEEP_AFTER_SECONDS = env.int("NOTIFICATION_SWEEP_AFTER_SECONDS", default=120)
+CELERY_BEAT_SCHEDULE["notifications-sweep"] = {
+    "task": "notifications.tasks.notification_sweep_task",
+    "schedule": timedelta(seconds=60),
+}
+# --- end notifications
 
 # ------------------------------------------------------------------ API
 REST_FRAMEWORK = {
@@ -249,3 +283,26 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+
+# ------------------------------------------------------------------ ops (health, metrics) — owned by ops
+# Appended last on purpose: the Prometheus middlewares must wrap every other middleware.
+INSTALLED_APPS += ["health_check", "django_prometheus", "tourapp.ops"]
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    *MIDDLEWARE,
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+# /health/ready goes red when the oldest pending outbox delivery is older than this.
+OUTBOX_HEALTH_MAX_AGE_SECONDS = env.int("OUTBOX_HEALTH_MAX_AGE_SECONDS", default=300)
+# Each Celery worker writes a heartbeat to Redis this often; readiness wants one seen within 3x.
+WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=2.0)
+# Per-dependency timeout of a readiness check; checks run in parallel, so the total stays ~this.
+HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default=1.0)
+HEALTH_CHECK = {"WARNINGS_AS_ERRORS": True, "DISABLE_THREADING": False}
+# Set for every process (Procfile, docker compose): they write samples there and /metrics sums them.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+# Kafka topic settings used when the app creates topics (scale-out: 3 and 2 on a 3-broker cluster).
+KAFKA_TOPIC_PARTITIONS = env.int("KAFKA_TOPIC_PARTITIONS", default=3)
+KAFKA_REPLICATION_FACTOR = env.int("KAFKA_REPLICATION_FACTOR", default=1)
+KAFKA_MIN_INSYNC_REPLICAS = env.int("KAFKA_MIN_INSYNC_REPLICAS", default=1)
+# ------------------------------------------------------------------ end ops
