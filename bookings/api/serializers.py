@@ -34,7 +34,7 @@ class StrictInputSerializer(serializers.Serializer):
 
 
 class BookingCreateInputSerializer(StrictInputSerializer):
-    departure_id = serializers.IntegerField(min_value=1)
+    departure_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     seats = serializers.IntegerField(min_value=1, help_text="From 1 to BOOKING_MAX_SEATS (default 10).")
     tier = serializers.ChoiceField(choices=TIERS)
     contact_email = serializers.EmailField(required=False, help_text="Defaults to the account's email.")

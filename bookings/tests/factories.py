@@ -7,9 +7,11 @@ Tests that need the real write path call ``bookings.services.booking_create``.
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import cache
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import AbstractUser
 
 from availability.tests.factories import DepartureFactory, TourFactory
@@ -18,17 +20,23 @@ from bookings.models import Booking
 __all__ = ["BookingFactory", "DepartureFactory", "TourFactory", "UserFactory"]
 
 User = get_user_model()
+TEST_PASSWORD = "test-password"
+
+
+@cache
+def _test_password_hash() -> str:
+    """Hash once per process: hashing per user (PBKDF2) would cost ~0.3 s per factory call."""
+    return make_password(TEST_PASSWORD)
 
 
 class UserFactory(factory.django.DjangoModelFactory[AbstractUser]):
     class Meta:
         model = User
         django_get_or_create = ("username",)
-        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
-    password = factory.django.Password("test-password")
+    password = factory.LazyFunction(_test_password_hash)
 
 
 class BookingFactory(factory.django.DjangoModelFactory[Booking]):

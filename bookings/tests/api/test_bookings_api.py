@@ -1,0 +1,152 @@
+"""The bookings API: create, list, read and cancel, own bookings only; idempotent retries."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+from rest_framework.test import APIClient
+from rest_framework.throttling import ScopedRateThrottle
+
+from availability.tests.factories import DepartureFactory
+from bookings.models import Booking
+from bookings.services import booking_create
+from bookings.tests.factories import UserFactory
+from messaging.events import TOUR_BOOKED, TOUR_CANCELLED
+from messaging.models import OutboxEvent
+
+pytestmark = pytest.mark.django_db
+
+BOOKINGS = "/api/bookings/"
+
+
+def test_post_booking_creates_it_and_records_one_tour_booked_event(
+    api, customer, departure, django_capture_on_commit_callbacks
+) -> None:
+    # when
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = api.post(
+            BOOKINGS,
+            {"departure_id": departure.pk, "seats": 2, "tier": "standard", "contact_phone": "+33600000001"},
+            format="json",
+        )
+
+    # then
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["status"] == "confirmed"
+    assert body["total_price"] == "399.98"
+    assert body["currency"] == "USD"
+    assert body["contact_email"] == customer.email
+    assert body["departure_id"] == departure.pk
+    event = OutboxEvent.objects.get()
+    assert event.event_type == TOUR_BOOKED
+    assert event.aggregate_id == str(body["id"])
+    assert len(callbacks) == 1
+
+
+def test_post_booking_needs_authentication(departure) -> None:
+    response = APIClient().post(BOOKINGS, {"departure_id": departure.pk, "seats": 1, "tier": "standard"}, format="json")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+    assert not Booking.objects.exists()
+
+
+def test_post_booking_on_a_full_departure_is_a_409_with_a_clear_message(api, customer) -> None:
+    departure = DepartureFactory(capacity=2, seats_reserved=2)
+    response = api.post(BOOKINGS, {"departure_id": departure.pk, "seats": 1, "tier": "standard"}, format="json")
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "seats_unavailable"
+    assert error["message"] == "Only 0 seat(s) left on this departure; 1 requested."
+    assert not OutboxEvent.objects.exists()
+
+
+def test_post_booking_with_a_replayed_idempotency_key_returns_the_same_booking(api, departure) -> None:
+    # given
+    payload = {"departure_id": departure.pk, "seats": 1, "tier": "premium"}
+    first = api.post(BOOKINGS, payload, format="json", HTTP_IDEMPOTENCY_KEY="3f1c-retry")
+
+    # when
+    second = api.post(BOOKINGS, payload, format="json", HTTP_IDEMPOTENCY_KEY="3f1c-retry")
+
+    # then
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json() == second.json()
+    assert Booking.objects.count() == 1
+    assert OutboxEvent.objects.count() == 1
+
+
+def test_post_booking_reusing_an_idempotency_key_for_another_request_is_a_409(api, departure) -> None:
+    api.post(BOOKINGS, {"departure_id": departure.pk, "seats": 1, "tier": "premium"}, HTTP_IDEMPOTENCY_KEY="k1")
+    response = api.post(
+        BOOKINGS, {"departure_id": departure.pk, "seats": 2, "tier": "premium"}, HTTP_IDEMPOTENCY_KEY="k1"
+    )
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "idempotency_key_reused"
+
+
+def test_get_bookings_lists_only_my_bookings_paginated(api, customer, departure) -> None:
+    # given
+    mine = [booking_create(user=customer, departure_id=departure.pk, seats=1, tier="standard") for _ in range(3)]
+    booking_create(user=UserFactory(), departure_id=departure.pk, seats=1, tier="standard")
+
+    # when
+    response = api.get(BOOKINGS)
+
+    # then
+    assert response.status_code == 200
+    body = response.json()
+    assert body["count"] == 3
+    assert [item["id"] for item in body["results"]] == [b.pk for b in reversed(mine)]
+    assert "next" in body
+
+
+def test_get_and_cancel_someone_elses_booking_are_404_and_change_nothing(api, departure) -> None:
+    # given
+    theirs = booking_create(user=UserFactory(), departure_id=departure.pk, seats=1, tier="standard")
+
+    # when
+    read = api.get(reverse("bookings:booking-detail", args=[theirs.pk]))
+    cancel = api.post(reverse("bookings:booking-cancel", args=[theirs.pk]))
+
+    # then
+    assert read.status_code == cancel.status_code == 404
+    assert read.json()["error"]["code"] == "not_found"
+    theirs.refresh_from_db()
+    assert theirs.status == Booking.Status.CONFIRMED
+    assert not OutboxEvent.objects.filter(event_type=TOUR_CANCELLED).exists()
+
+
+def test_cancel_my_booking_twice_returns_200_both_times_with_one_event(api, customer, departure) -> None:
+    # given
+    booking = booking_create(user=customer, departure_id=departure.pk, seats=2, tier="standard")
+    url = reverse("bookings:booking-cancel", args=[booking.pk])
+
+    # when
+    first, second = api.post(url), api.post(url)
+
+    # then
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert first.json()["status"] == second.json()["status"] == "cancelled"
+    assert OutboxEvent.objects.filter(event_type=TOUR_CANCELLED).count() == 1
+    detail = api.get(reverse("bookings:booking-detail", args=[booking.pk]))
+    assert detail.json()["status"] == "cancelled"
+
+
+def test_post_bookings_is_throttled_with_the_bookings_scope(api, departure, monkeypatch) -> None:
+    # given: a rate of 2 per minute (DRF copies its rates onto the class at import time)
+    monkeypatch.setattr(
+        ScopedRateThrottle, "THROTTLE_RATES", {**ScopedRateThrottle.THROTTLE_RATES, "bookings": "2/min"}
+    )
+    payload = {"departure_id": departure.pk, "seats": 1, "tier": "standard"}
+
+    # when
+    responses = [api.post(BOOKINGS, payload, format="json") for _ in range(3)]
+    listing = api.get(BOOKINGS)
+
+    # then
+    assert [r.status_code for r in responses] == [201, 201, 429]
+    assert responses[2].json()["error"]["code"] == "throttled"
+    assert "Retry-After" in responses[2].headers
+    assert listing.status_code == 200  # reads are not throttled
+    assert Booking.objects.count() == 2
