@@ -7,7 +7,7 @@ existing passwords, prices and departures are left as they are. Running it twice
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
@@ -65,7 +65,7 @@ def _ensure_upcoming_departures(tour: Tour) -> list[str]:
     created = []
     day = now.date() + timedelta(days=7)
     while upcoming < DEPARTURES_PER_TOUR:
-        starts_at = datetime.combine(day, time(9), tzinfo=timezone.UTC)
+        starts_at = datetime.combine(day, time(9), tzinfo=UTC)
         if not Departure.objects.filter(tour=tour, starts_at=starts_at).exists():
             Departure.objects.create(tour=tour, starts_at=starts_at, capacity=DEPARTURE_CAPACITY)
             created.append(f"departure {tour.slug} {starts_at:%Y-%m-%d}")
