@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -21,18 +23,31 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _post(url: str, token: str, body: dict, barrier: threading.Barrier) -> tuple[int, dict]:
+    """POST like a well-behaved client: an Idempotency-Key, and retries when the connection drops.
+
+    25 simultaneous connects can overflow the test server's small listen backlog (reset by peer);
+    retrying with the same key is safe, which is what the key is for.
+    """
     request = urllib.request.Request(  # noqa: S310 - the test's own live server over http://
         url,
         data=json.dumps(body).encode(),
-        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+        headers={
+            "Authorization": f"Token {token}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": f"race-{token[:8]}",
+        },
         method="POST",
     )
     barrier.wait(timeout=30)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - same
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    for attempt in range(20):
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - same
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+        except (ConnectionError, http.client.RemoteDisconnected, urllib.error.URLError):
+            time.sleep(0.01 * (attempt + 1))  # connection-level retry back-off, not a wait for state
+    raise AssertionError("the live server never accepted the request")
 
 
 def test_25_concurrent_http_clients_for_20_seats_sell_exactly_20_and_get_409_otherwise(live_server) -> None:
@@ -48,8 +63,10 @@ def test_25_concurrent_http_clients_for_20_seats_sell_exactly_20_and_get_409_oth
         results = list(pool.map(lambda token: _post(url, token, body, barrier), tokens))
 
     # then
-    statuses = sorted(status for status, _ in results)
-    assert statuses == [201] * 20 + [409] * 5
+    statuses = [status for status, _ in results]
+    # 200 is a retried request whose first attempt had booked (an idempotent replay).
+    assert sum(status in (200, 201) for status in statuses) == 20, statuses
+    assert statuses.count(409) == 5, statuses
     for status, payload in results:
         if status == 409:
             assert payload["error"]["code"] == "seats_unavailable"
