@@ -35,3 +35,8 @@ def _leave_correlation_scope(task=None, **_kwargs):
     scope = getattr(task.request, "_tourapp_scope", None) if task else None
     if scope is not None:
         scope.__exit__(None, None, None)
+
+
+# The RabbitMQ event consumer runs inside the worker (a kombu consumer on the worker's connection).
+# Named by string: it is imported when the worker starts, after Django is set up.
+app.steps["consumer"].add("messaging.consumers.rabbitmq:EventConsumerStep")

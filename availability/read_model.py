@@ -1,0 +1,86 @@
+"""The availability read model: seats booked per departure, built only from events.
+
+``tour.booked`` adds the booking's seats, ``tour.cancelled`` removes them. A departure's row is
+created the first time one of its events is applied, with ``capacity`` (and ``tour_id``) read
+from the ``availability.Departure`` row at that moment; capacity changes made later are not
+followed until the next rebuild. Idempotency comes from the inbox (``messaging.inbox``): these
+functions run inside its transaction, once per event.
+
+Rebuild: ``availability_read_model_reset`` empties the model AND the availability handler's dedup
+records (inbox rows and Redis keys) in one go, then ``manage.py availability_rebuild`` replays the
+Kafka topic from the beginning into a fresh consumer group driving only this handler.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from django.db import transaction
+from django.db.models import F
+
+from availability.models import Departure, DepartureAvailability
+from messaging.envelope import Event
+from messaging.events import TOUR_BOOKED, TOUR_CANCELLED
+from messaging.inbox import inbox_forget_cache
+from messaging.models import ProcessedMessage
+
+HANDLER_NAME = "availability"
+
+
+class UnknownDeparture(Exception):
+    """An event names a departure this database does not know (it is dead-lettered)."""
+
+
+def departure_availability_apply(*, events: Sequence[Event]) -> None:
+    """Add / remove seats per departure for ``events`` (inside the caller's transaction).
+
+    Rows are updated in primary-key order, so concurrent consumers never deadlock.
+    """
+    deltas: dict[int, int] = defaultdict(int)
+    for event in events:
+        assert event.departure_id is not None and event.seats is not None  # required_fields guarantee it
+        if event.event_type == TOUR_BOOKED:
+            deltas[event.departure_id] += event.seats
+        elif event.event_type == TOUR_CANCELLED:
+            deltas[event.departure_id] -= event.seats
+    if not deltas:
+        return
+    existing = set(DepartureAvailability.objects.filter(pk__in=deltas).values_list("pk", flat=True))
+    missing = set(deltas) - existing
+    if missing:
+        departures = {d.pk: d for d in Departure.objects.filter(pk__in=missing).only("pk", "tour_id", "capacity")}
+        unknown = missing - set(departures)
+        if unknown:
+            raise UnknownDeparture(f"unknown departure id(s): {sorted(unknown)}")
+        DepartureAvailability.objects.bulk_create(
+            [
+                DepartureAvailability(departure_id=d.pk, tour_id=d.tour_id, capacity=d.capacity)
+                for d in departures.values()
+            ],
+            ignore_conflicts=True,
+        )
+    for departure_id in sorted(deltas):
+        if deltas[departure_id]:
+            DepartureAvailability.objects.filter(pk=departure_id).update(
+                seats_booked=F("seats_booked") + deltas[departure_id]
+            )
+
+
+def availability_read_model_reset() -> dict[str, int]:
+    """Empty the read model and forget which events the availability handler applied."""
+    with transaction.atomic():
+        rows, _ = DepartureAvailability.objects.all().delete()
+        inbox, _ = ProcessedMessage.objects.filter(handler=HANDLER_NAME).delete()
+    keys = inbox_forget_cache(handler_name=HANDLER_NAME)
+    return {"read_model_rows": rows, "inbox_rows": inbox, "cache_keys": keys or 0}
+
+
+def seats_left_by_departure(*, departure_ids: Sequence[int]) -> dict[int, int]:
+    """Projected seats left (from events) for the given departures; missing ones are absent."""
+    return {
+        row.departure_id: row.seats_left
+        for row in DepartureAvailability.objects.filter(pk__in=departure_ids).only(
+            "departure_id", "capacity", "seats_booked"
+        )
+    }

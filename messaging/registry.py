@@ -1,0 +1,96 @@
+"""Handler registry: domain apps register event handlers here from ``AppConfig.ready``.
+
+``messaging`` never imports a domain app; it only calls what was registered. Which transport
+feeds a handler is decided by ``settings.EVENT_HANDLER_ROUTES`` (``rabbitmq``, ``kafka`` or
+``both``), read when asked, never at import time.
+
+A handler's ``handle_batch(events)`` runs INSIDE the inbox transaction, only for events this
+handler has not applied yet (see :mod:`messaging.inbox`). It writes its side-effect records and
+defers anything that leaves the process with ``transaction.on_commit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from messaging.envelope import Event
+
+TRANSPORT_RABBITMQ = "rabbitmq"
+TRANSPORT_KAFKA = "kafka"
+ROUTE_BOTH = "both"
+
+BatchHandler = Callable[[Sequence[Event]], None]
+
+
+@dataclass(frozen=True)
+class Handler:
+    name: str
+    event_types: frozenset[str]
+    handle_batch: BatchHandler
+    # Event attributes this handler cannot work without; a message lacking one is dead-lettered.
+    required_fields: tuple[str, ...] = ()
+
+    def accepts(self, event_type: str) -> bool:
+        return event_type in self.event_types
+
+    @property
+    def route(self) -> str:
+        return settings.EVENT_HANDLER_ROUTES.get(self.name, TRANSPORT_RABBITMQ)
+
+    def fed_by(self, transport: str) -> bool:
+        return self.route in (transport, ROUTE_BOTH)
+
+
+_handlers: dict[str, Handler] = {}
+
+
+def register(
+    *,
+    name: str,
+    event_types: Iterable[str],
+    handle_batch: BatchHandler | None = None,
+    handle: Callable[[Event], None] | None = None,
+    required_fields: Iterable[str] = (),
+) -> Handler:
+    """Register (or re-register, idempotently) a handler. Give ``handle_batch`` or ``handle``."""
+    if (handle_batch is None) == (handle is None):
+        raise ValueError("give exactly one of handle_batch or handle")
+    if handle is not None:
+        single = handle
+
+        def handle_batch(events: Sequence[Event]) -> None:
+            for event in events:
+                single(event)
+
+    assert handle_batch is not None
+    handler = Handler(
+        name=name,
+        event_types=frozenset(event_types),
+        handle_batch=handle_batch,
+        required_fields=tuple(required_fields),
+    )
+    _handlers[name] = handler
+    return handler
+
+
+def unregister(name: str) -> None:
+    _handlers.pop(name, None)
+
+
+def handler_get(name: str) -> Handler:
+    try:
+        return _handlers[name]
+    except KeyError:
+        raise LookupError(f"no event handler named {name!r}; registered: {sorted(_handlers)}") from None
+
+
+def handlers_all() -> list[Handler]:
+    return [_handlers[name] for name in sorted(_handlers)]
+
+
+def handlers_for_transport(transport: str) -> list[Handler]:
+    """Handlers that ``EVENT_HANDLER_ROUTES`` sends this transport's messages to."""
+    return [handler for handler in handlers_all() if handler.fed_by(transport)]

@@ -1,0 +1,209 @@
+"""Notification writes: create records from events, send one, resend, sweep.
+
+Idempotency: records are created inside the inbox transaction (one per event and channel, unique
+``(dedup_key, channel)`` so even a replay with purged inbox rows cannot create a second one);
+sending locks the row and does nothing unless it is ``pending``, so a duplicate task is a no-op.
+The external send itself is at-least-once: a worker killed between the SMTP call and the commit
+sends again on redelivery (``acks_late`` + ``task_reject_on_worker_lost``).
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Literal
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.db import transaction
+from django.utils import timezone
+
+from messaging.envelope import Event
+from notifications.messages import render_email, render_sms, render_summary
+from notifications.models import Notification, NotificationPreference
+from notifications.pii import mask_email, mask_phone
+from notifications.sms import TransientSmsError, sms_backend
+from tourapp.correlation import correlation_scope
+from tourapp.metrics import END_TO_END_LATENCY
+
+logger = logging.getLogger(__name__)
+
+# Foreign producers (the lesson's Node.js service) may omit the currency; the lesson's amounts are USD.
+DEFAULT_CURRENCY = "USD"
+
+SendOutcome = Literal["sent", "skipped", "retry", "failed"]
+
+
+def _languages_by_user(user_ids: set[int]) -> dict[int, str]:
+    return dict(NotificationPreference.objects.filter(user_id__in=user_ids).values_list("user_id", "language"))
+
+
+def notifications_create_for_events(*, events: Sequence[Event]) -> list[int]:
+    """Create the email (and SMS when a phone is known) records; dispatch their sends on commit.
+
+    Must run inside the caller's transaction (the inbox's). Returns the ids dispatched.
+    """
+    languages = _languages_by_user({e.user_id for e in events if e.user_id is not None})
+    rows: list[Notification] = []
+    for event in events:
+        context = {
+            "tour_name": event.tour_name,
+            "total_price": f"{event.total_price:.2f}" if event.total_price is not None else "",
+            "currency": event.currency or DEFAULT_CURRENCY,
+            "seats": event.seats,
+            "tier": event.tier,
+            "occurred_at": event.occurred_at,
+        }
+        common = {
+            "dedup_key": event.dedup_key,
+            "event_id": event.event_id,
+            "event_type": event.event_type,
+            "booking_id": event.booking_id,
+            "correlation_id": event.correlation_id,
+            "language": languages.get(event.user_id or 0, settings.LANGUAGE_CODE),
+            "context": context,
+        }
+        rows.append(
+            Notification(
+                channel=Notification.Channel.EMAIL,
+                recipient=event.user_email,
+                recipient_masked=mask_email(event.user_email),
+                **common,
+            )
+        )
+        if event.phone:
+            rows.append(
+                Notification(
+                    channel=Notification.Channel.SMS,
+                    recipient=event.phone,
+                    recipient_masked=mask_phone(event.phone),
+                    **common,
+                )
+            )
+    Notification.objects.bulk_create(rows, ignore_conflicts=True)
+    # Existing pending rows are dispatched again too: sending is idempotent, and it heals a lost task.
+    pending = list(
+        Notification.objects.filter(
+            dedup_key__in=[e.dedup_key for e in events], status=Notification.Status.PENDING
+        ).values_list("pk", "correlation_id", "event_id", "booking_id")
+    )
+    transaction.on_commit(lambda: notifications_dispatch(pending=pending))
+    return [pk for pk, *_ in pending]
+
+
+def notifications_dispatch(*, pending: Sequence[tuple[int, str, object, str]]) -> None:
+    """Hand each send to Celery, under the event's correlation id (it travels in the task headers)."""
+    from notifications.tasks import notification_send_task
+
+    for pk, correlation_id, event_id, booking_id in pending:
+        with correlation_scope(correlation_id or None, event_id=event_id, booking_id=booking_id):
+            notification_send_task.delay(pk)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, TransientSmsError | smtplib.SMTPServerDisconnected | smtplib.SMTPConnectError):
+        return True
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 400 <= exc.smtp_code < 500
+    return isinstance(exc, ConnectionError | TimeoutError | OSError) and not isinstance(exc, smtplib.SMTPException)
+
+
+def _deliver(notification: Notification) -> None:
+    if notification.channel == Notification.Channel.EMAIL:
+        rendered = render_email(
+            event_type=notification.event_type, context=notification.context, language=notification.language
+        )
+        EmailMessage(rendered.subject, rendered.body, settings.DEFAULT_FROM_EMAIL, [notification.recipient]).send()
+    else:
+        text = render_sms(
+            event_type=notification.event_type, context=notification.context, language=notification.language
+        )
+        sms_backend().send(to=notification.recipient, text=text)
+
+
+def notification_send(*, notification_id: int, final_attempt: bool) -> SendOutcome:
+    """Send one pending notification; ``retry`` means a transient failure the caller should retry.
+
+    The row is locked for the send so two copies of the task never both send.
+    """
+    with transaction.atomic():
+        notification = Notification.objects.select_for_update().filter(pk=notification_id).first()
+        if notification is None or notification.status != Notification.Status.PENDING:
+            return "skipped"
+        notification.attempts += 1
+        outcome: SendOutcome
+        try:
+            _deliver(notification)
+        except Exception as exc:
+            notification.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+            if _is_transient(exc) and not final_attempt:
+                outcome = "retry"
+            else:
+                outcome = "failed"
+                notification.status = Notification.Status.FAILED
+            logger.warning(
+                "%s notification %s to %s: %s",
+                "retrying" if outcome == "retry" else "giving up on",
+                notification.pk,
+                notification.recipient_masked,
+                notification.last_error,
+            )
+        else:
+            outcome = "sent"
+            notification.status = Notification.Status.SENT
+            notification.sent_at = timezone.now()
+            notification.last_error = ""
+            notification.summary = render_summary(
+                event_type=notification.event_type,
+                channel=notification.channel,
+                recipient_masked=notification.recipient_masked,
+                context=notification.context,
+                language=notification.language,
+            )
+            logger.info(notification.summary, extra={"notification_id": notification.pk})
+        notification.save(update_fields=["status", "attempts", "last_error", "sent_at", "summary", "updated_at"])
+    if outcome == "sent":
+        _observe_latency(notification)
+    return outcome
+
+
+def _observe_latency(notification: Notification) -> None:
+    from django.utils.dateparse import parse_datetime
+
+    occurred = parse_datetime(notification.context.get("occurred_at") or "")
+    if occurred is not None and occurred.tzinfo is not None and notification.sent_at is not None:
+        seconds = max((notification.sent_at - occurred).total_seconds(), 0.0)
+        END_TO_END_LATENCY.labels(handler=f"notifications.{notification.channel}").observe(seconds)
+
+
+def notifications_resend(*, notification_ids: Sequence[int]) -> int:
+    """Put failed (or stuck pending) notifications back to pending and dispatch them. Sent ones are left alone."""
+    with transaction.atomic():
+        rows = list(
+            Notification.objects.select_for_update()
+            .filter(pk__in=notification_ids)
+            .exclude(status=Notification.Status.SENT)
+            .order_by("pk")
+        )
+        Notification.objects.filter(pk__in=[n.pk for n in rows]).update(
+            status=Notification.Status.PENDING, updated_at=timezone.now()
+        )
+        pending = [(n.pk, n.correlation_id, n.event_id, n.booking_id) for n in rows]
+        transaction.on_commit(lambda: notifications_dispatch(pending=pending))
+    return len(pending)
+
+
+def notifications_sweep(*, older_than: timedelta) -> int:
+    """Re-dispatch pending notifications untouched for ``older_than`` (a send task that got lost)."""
+    cutoff = timezone.now() - older_than
+    pending = list(
+        Notification.objects.filter(status=Notification.Status.PENDING, updated_at__lt=cutoff)
+        .order_by("pk")
+        .values_list("pk", "correlation_id", "event_id", "booking_id")[:1000]
+    )
+    notifications_dispatch(pending=pending)
+    if pending:
+        logger.warning("re-dispatched %d stale pending notification(s)", len(pending))
+    return len(pending)
