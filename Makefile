@@ -36,6 +36,7 @@ seed: migrate
 run: seed
 	@$(PY) manage.py collectstatic --noinput -v0
 	@echo "API http://127.0.0.1:8000/api/  admin http://127.0.0.1:8000/admin/ (demo/demo-password)  docs http://127.0.0.1:8000/api/docs/"
+	@rm -rf .cache/prometheus && mkdir -p .cache/prometheus  # Prometheus multiprocess samples of this run only
 	@.venv/bin/honcho -f Procfile start
 
 lint: venv

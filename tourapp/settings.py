@@ -305,4 +305,10 @@ PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 KAFKA_TOPIC_PARTITIONS = env.int("KAFKA_TOPIC_PARTITIONS", default=3)
 KAFKA_REPLICATION_FACTOR = env.int("KAFKA_REPLICATION_FACTOR", default=1)
 KAFKA_MIN_INSYNC_REPLICAS = env.int("KAFKA_MIN_INSYNC_REPLICAS", default=1)
+# Development console lines also show extras (event_id, booking_id, ...) as key=value.
+LOGGING["formatters"]["console"] = {"()": "tourapp.logging.ConsoleFormatter"}
+# Django's DEFAULT_LOGGING gives "django" and "django.server" their own plain handlers in DEBUG:
+# send them through ours only, so no process prints a line twice or in another format.
+LOGGING["loggers"]["django"] = {"handlers": [], "level": LOG_LEVEL, "propagate": True}
+LOGGING["loggers"]["django.server"] = {"handlers": [], "level": LOG_LEVEL, "propagate": True}
 # ------------------------------------------------------------------ end ops
