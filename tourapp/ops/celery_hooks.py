@@ -23,6 +23,7 @@ _heartbeat: HeartbeatThread | None = None
 def _use_django_logging(**_kwargs: Any) -> None:
     """Any receiver of ``setup_logging`` makes Celery leave logging alone: use ``LOGGING``."""
     logging.config.dictConfig(settings.LOGGING)
+    logging.captureWarnings(True)  # Celery's start-up warnings become log lines like the rest
 
 
 def _start_heartbeat(sender: Any = None, **_kwargs: Any) -> None:
