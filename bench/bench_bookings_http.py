@@ -1,0 +1,360 @@
+"""Benchmark: booking creation over HTTP (gunicorn), with and without the outbox write, in one run.
+
+Run: ``.venv/bin/python bench/bench_bookings_http.py`` (services up; about 90 s; loopback only).
+
+What it does
+- creates a throw-away database ``tourapp_bench_<pid>`` (migrated, dropped at the end), 16 users
+  with tokens and 64 departures with ample capacity (bookings spread over departures, as in real
+  traffic: one departure's row lock serialises its own bookings by design);
+- starts three gunicorn servers on loopback, all running the real ``POST /api/bookings/`` code:
+  **with_outbox** (``tourapp.wsgi``), **without_outbox** (the factory ``bench_app`` below replaces
+  ``bookings.services.outbox_event_record`` by a no-op in that process) and, to show where the
+  outbox cost goes, **outbox_without_kick** (rows written, post-commit relay kick skipped);
+- fires bookings from 16 threads, each with its own keep-alive ``http.client`` connection,
+  alternating the servers in short rounds so machine noise hits them alike;
+- prints JSON: throughput, p50/p99 latency per variant, and the outbox overhead.
+
+The "without" variants are BENCHMARK-ONLY: it exists in this file and nowhere in the application.
+The outbox's post-commit relay kick (a Celery task per destination published to RabbitMQ) is part
+of the "with" cost; the kicks go to a bench-only Celery queue that is deleted at the end and no
+Celery worker is started. Targets (issue 3): >= 400 bookings/s, p99 <= 50 ms, overhead <= 10 %.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+THREADS = int(os.environ.get("BENCH_THREADS", "16"))
+ROUND_SECONDS = float(os.environ.get("BENCH_ROUND_SECONDS", "6"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+WARMUP_SECONDS = 2.0
+GUNICORN_WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", "3"))
+GUNICORN_THREADS = int(os.environ.get("BENCH_GUNICORN_THREADS", "4"))
+DEPARTURES = 64
+
+
+def bench_app(variant: str) -> Any:
+    """gunicorn app factory for the BENCHMARK-ONLY variants (never used by the application).
+
+    ``without_outbox``: ``bookings.services.outbox_event_record`` replaced by a no-op (no outbox
+    rows, no relay kick). ``outbox_without_kick``: outbox rows written, but the post-commit relay
+    kick (Celery publishes) is a no-op, to show which part of the outbox cost is the kick.
+    """
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tourapp.settings")
+    from django.core.wsgi import get_wsgi_application
+
+    application = get_wsgi_application()
+    if variant == "without_outbox":
+        import bookings.services
+
+        bookings.services.outbox_event_record = lambda **kwargs: None  # type: ignore[assignment] - bench only
+    elif variant == "outbox_without_kick":
+        import messaging.services
+
+        messaging.services.outbox_relay_kick = lambda **kwargs: None  # type: ignore[assignment] - bench only
+    else:
+        raise ValueError(f"unknown bench variant {variant!r}")
+    return application
+
+
+# ------------------------------------------------------------------ set-up and tear-down
+
+
+def _bench_env(database: str) -> dict[str, str]:
+    from urllib.parse import urlsplit, urlunsplit
+
+    base = os.environ.get("DATABASE_URL", "postgres://tourapp:tourapp@127.0.0.1:5432/tourapp")
+    parts = urlsplit(base)
+    run = uuid.uuid4().hex[:8]
+    return {
+        **os.environ,
+        "DATABASE_URL": urlunsplit(parts._replace(path=f"/{database}")),
+        "DJANGO_SETTINGS_MODULE": "tourapp.settings",
+        "BOOKING_THROTTLE_RATE": "100000000/min",  # the throttle still runs (one Redis round trip)
+        "BOOKING_MAX_SEATS_PER_USER_PER_DEPARTURE": "1000000000",
+        "CELERY_TASK_DEFAULT_QUEUE": f"celery.bench.{run}",
+        "REDIS_KEY_PREFIX": f"tourapp.bench.{run}",
+        "LOG_LEVEL": "WARNING",
+        "DEBUG": "false",
+        "PROMETHEUS_MULTIPROC_DIR": "",
+    }
+
+
+def _admin_sql(env: dict[str, str], statement: str) -> None:
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    url = urlunsplit(urlsplit(env["DATABASE_URL"])._replace(path="/postgres")).replace("postgres://", "postgresql://")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def _seed(env: dict[str, str]) -> tuple[list[str], list[int]]:
+    """Migrate the bench database, then create users with tokens and departures with ample seats."""
+    subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "REDIS_KEY_PREFIX")})
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+    from rest_framework.authtoken.models import Token
+
+    from availability.models import Departure, Tour
+
+    tour = Tour.objects.create(name="Bench Tour", slug="bench-tour", base_price=Decimal("199.99"), currency="USD")
+    departures = Departure.objects.bulk_create(
+        Departure(tour=tour, starts_at=timezone.now() + timedelta(days=30 + i), capacity=10_000_000)
+        for i in range(DEPARTURES)
+    )
+    tokens = []
+    for i in range(THREADS):
+        user = get_user_model().objects.create_user(username=f"bench{i}", email=f"bench{i}@example.com")
+        tokens.append(Token.objects.create(user=user).key)
+    from django.db import connections
+
+    connections.close_all()
+    return tokens, [d.pk for d in departures]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_gunicorn(app: str, port: int, env: dict[str, str], log: Any) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            str(ROOT / ".venv/bin/gunicorn"),
+            app,
+            "--chdir",
+            str(ROOT),
+            "--pythonpath",
+            str(ROOT / "bench"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(GUNICORN_WORKERS),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(GUNICORN_THREADS),
+            "--keep-alive",
+            "30",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+
+
+def _wait_ready(port: int, process: subprocess.Popen, deadline_seconds: float = 30) -> None:
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn on port {port} exited with {process.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/api/tours/")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return
+        except OSError:
+            time.sleep(0.1)  # polling for readiness, bounded by the deadline
+    raise RuntimeError(f"gunicorn on port {port} not ready within {deadline_seconds}s")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+
+def _delete_bench_queue(env: dict[str, str]) -> None:
+    from kombu import Connection
+
+    try:
+        with Connection(os.environ.get("CELERY_BROKER_URL", "amqp://tourapp:tourapp@127.0.0.1:5672/tourapp")) as conn:
+            conn.default_channel.queue_delete(env["CELERY_TASK_DEFAULT_QUEUE"])
+    except Exception as exc:
+        print(f"note: could not delete the bench Celery queue: {exc}", file=sys.stderr)
+
+
+def _count_in(path: str, needle: str) -> int:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return sum(needle in line for line in handle)
+
+
+# ------------------------------------------------------------------ load
+
+
+def _load(port: int, tokens: list[str], departure_ids: list[int], seconds: float) -> dict[str, Any]:
+    """Book for ``seconds`` from one thread per token; return latencies (s) and status counts."""
+    stop_at = time.monotonic() + seconds
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def client(token: str) -> None:
+        rng = random.Random(token)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+        mine: list[float] = []
+        counts: dict[int, int] = {}
+        while time.monotonic() < stop_at:
+            body = json.dumps({"departure_id": rng.choice(departure_ids), "seats": 1, "tier": rng.choice(TIERS)})
+            started = time.perf_counter()
+            try:
+                conn.request("POST", "/api/bookings/", body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                counts[0] = counts.get(0, 0) + 1
+                continue
+            mine.append(time.perf_counter() - started)
+            counts[response.status] = counts.get(response.status, 0) + 1
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            for status, count in counts.items():
+                statuses[status] = statuses.get(status, 0) + count
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=client, args=(token,)) for token in tokens]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"latencies": latencies, "statuses": statuses, "elapsed": time.monotonic() - started}
+
+
+TIERS = ("standard", "premium")
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    latencies = sorted(x for run in runs for x in run["latencies"])
+    elapsed = sum(run["elapsed"] for run in runs)
+    statuses: dict[str, int] = {}
+    for run in runs:
+        for status, count in run["statuses"].items():
+            statuses[str(status)] = statuses.get(str(status), 0) + count
+    created = statuses.get("201", 0)
+    quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    return {
+        "bookings": created,
+        "statuses": statuses,
+        "seconds": round(elapsed, 2),
+        "bookings_per_s": round(created / elapsed, 1) if elapsed else 0.0,
+        "p50_ms": round(quantiles[49] * 1000, 2),
+        "p99_ms": round(quantiles[98] * 1000, 2),
+    }
+
+
+def main() -> None:
+    database = f"tourapp_bench_{os.getpid()}"
+    env = _bench_env(database)
+    _admin_sql(env, f'CREATE DATABASE "{database}"')
+    servers: list[subprocess.Popen] = []
+    log = tempfile.NamedTemporaryFile("w+", prefix="bench_bookings_gunicorn_", suffix=".log", delete=False)  # noqa: SIM115 - closed in finally
+    load_before = os.getloadavg()
+    try:
+        tokens, departure_ids = _seed(env)
+        apps = {
+            "with_outbox": "tourapp.wsgi:application",
+            "without_outbox": "bench_bookings_http:bench_app('without_outbox')",
+            "outbox_without_kick": "bench_bookings_http:bench_app('outbox_without_kick')",
+        }
+        ports = {variant: _free_port() for variant in apps}
+        for variant, port in ports.items():
+            servers.append(_start_gunicorn(apps[variant], port, env, log))
+            _wait_ready(port, servers[-1])
+        for port in ports.values():  # warm every worker's connections and code paths
+            _load(port, tokens, departure_ids, WARMUP_SECONDS)
+        runs: dict[str, list[dict[str, Any]]] = {variant: [] for variant in ports}
+        for _ in range(ROUNDS):
+            for variant, port in ports.items():
+                runs[variant].append(_load(port, tokens, departure_ids, ROUND_SECONDS))
+
+        from bookings.models import Booking
+        from messaging.models import OutboxEvent
+
+        results = {variant: _summary(variant_runs) for variant, variant_runs in runs.items()}
+        with_, without = results["with_outbox"], results["without_outbox"]
+        report = {
+            "benchmark": "bookings_http",
+            "machine_cores": os.cpu_count(),
+            "client_threads": THREADS,
+            "gunicorn": f"{GUNICORN_WORKERS} workers x {GUNICORN_THREADS} threads (gthread, keep-alive)",
+            "rounds": ROUNDS,
+            "round_seconds": ROUND_SECONDS,
+            "with_outbox": with_,
+            "without_outbox": without,
+            "outbox_without_kick": results["outbox_without_kick"],
+            "throughput_ratio_with_over_without": round(with_["bookings_per_s"] / without["bookings_per_s"], 3)
+            if without["bookings_per_s"]
+            else None,
+            "outbox_overhead_pct": round(100 * (1 - with_["bookings_per_s"] / without["bookings_per_s"]), 1)
+            if without["bookings_per_s"]
+            else None,
+            "p50_ratio_with_over_without": round(with_["p50_ms"] / without["p50_ms"], 3) if without["p50_ms"] else None,
+            "load_average_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+            "gunicorn_log": log.name,
+            "relay_kick_failures_logged": _count_in(log.name, "could not kick the relay"),
+            "sanity": {
+                "bookings_in_db": Booking.objects.count(),
+                "outbox_events_in_db": OutboxEvent.objects.count(),
+            },
+            "targets": {
+                "bookings_per_s>=400": with_["bookings_per_s"] >= 400,
+                "p99_ms<=50": with_["p99_ms"] <= 50,
+                "outbox_overhead<=10%": with_["bookings_per_s"] >= 0.9 * without["bookings_per_s"],
+            },
+        }
+        print(json.dumps(report, indent=2))
+    finally:
+        for server in servers:
+            _stop(server)
+        log.close()
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:  # noqa: S110 - Django may not have been set up if seeding failed
+            pass
+        _admin_sql(env, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        _delete_bench_queue(env)
+
+
+if __name__ == "__main__":
+    main()
