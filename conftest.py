@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import uuid
 
 import pytest
@@ -21,6 +22,16 @@ os.environ.setdefault("KAFKA_CONSUMER_GROUP", f"tourapp.test.{_SESSION}")
 os.environ.setdefault("REDIS_KEY_PREFIX", f"tourapp.test.{_SESSION}")
 os.environ.setdefault("CELERY_TASK_DEFAULT_QUEUE", f"celery.test.{_SESSION}")
 os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
+
+if "tourapp.settings" in sys.modules:
+    # pytest-django reads settings before it imports this file: re-read them so the names above apply.
+    import importlib
+
+    from django.conf import settings as _django_settings
+    from django.utils.functional import empty
+
+    importlib.reload(sys.modules["tourapp.settings"])
+    _django_settings._wrapped = empty
 
 _SERVICES = {
     "PostgreSQL": ("127.0.0.1", 5432),
