@@ -6,14 +6,20 @@ commits or rolls back with the business change. After commit it hands the event 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from messaging.events import HEADER_CORRELATION_ID, HEADER_EVENT_ID, HEADER_EVENT_TYPE
 from messaging.models import OutboxDelivery, OutboxEvent
 from tourapp.correlation import get_correlation_id, new_correlation_id
+
+logger = logging.getLogger(__name__)
 
 
 def outbox_event_record(
@@ -56,7 +62,132 @@ def outbox_event_record(
 
 
 def outbox_relay_kick(*, event_ids: list[int]) -> None:
-    """Post-commit hook: ask the relay to deliver these events now (the sweeper is the safety net).
+    """Post-commit hook: ask the relay to deliver these events now, one task per destination.
 
-    Replaced by the relay in ``messaging.relay``; a no-op until then.
+    Never raises: the request that wrote the event has committed and must not fail because the
+    Celery broker is down. A lost kick only delays delivery until the next sweep (a few seconds).
+    One task per destination, so a slow or unreachable broker never holds back the other one.
     """
+    from messaging.tasks import outbox_relay_task
+
+    for destination in settings.OUTBOX_DESTINATIONS:
+        try:
+            outbox_relay_task.apply_async(
+                kwargs={"event_ids": event_ids, "destination": destination},
+                retry=True,
+                retry_policy=_KICK_RETRY_POLICY,
+            )
+        except Exception:  # broad on purpose: any broker failure is the sweeper's job, never the request's
+            logger.warning(
+                "outbox: could not kick the relay (the sweeper will deliver)",
+                exc_info=True,
+                extra={"destination": destination, "event_ids": event_ids},
+            )
+
+
+# One quick retry covers a stale pooled connection; more would make a request wait on a dead broker.
+_KICK_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+
+
+def outbox_requeue_dead(
+    *,
+    delivery_ids: Iterable[int] | None = None,
+    event_type: str | None = None,
+    destination: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    chunk_size: int = 1000,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Make dead deliveries pending again (attempts reset, due now); returns how many.
+
+    Filters combine (AND); ``since``/``until`` apply to the event's creation time. With no filter
+    at all every dead delivery is requeued. Works in chunks of ``chunk_size`` rows, each its own
+    short transaction, and kicks the relay for each chunk after commit. A requeued row keeps its
+    ``last_error`` until it is delivered or fails again.
+    """
+    dead = OutboxDelivery.objects.filter(state=OutboxDelivery.State.DEAD)
+    if delivery_ids is not None:
+        dead = dead.filter(id__in=list(delivery_ids))
+    if event_type:
+        dead = dead.filter(event__event_type=event_type)
+    if destination:
+        dead = dead.filter(destination=destination)
+    if since:
+        dead = dead.filter(event__created_at__gte=since)
+    if until:
+        dead = dead.filter(event__created_at__lt=until)
+    total = 0
+    last_id = 0
+    while True:
+        with transaction.atomic():
+            chunk = list(
+                dead.filter(id__gt=last_id)
+                .order_by("id")
+                .select_for_update(skip_locked=True, of=("self",))
+                .values_list("id", "event_id")[:chunk_size]
+            )
+            if not chunk:
+                break
+            last_id = chunk[-1][0]
+            updated = OutboxDelivery.objects.filter(
+                id__in=[row[0] for row in chunk], state=OutboxDelivery.State.DEAD
+            ).update(state=OutboxDelivery.State.PENDING, attempts=0, next_attempt_at=None)
+            event_ids = sorted({row[1] for row in chunk})
+            transaction.on_commit(lambda ids=event_ids: outbox_relay_kick(event_ids=ids))
+        total += updated
+        if progress:
+            progress(total)
+    if total:
+        logger.info("outbox: requeued %d dead deliveries", total, extra={"requeued": total})
+    return total
+
+
+def outbox_purge_delivered(
+    *,
+    older_than: timedelta | None = None,
+    batch_size: int | None = None,
+    max_batches: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Delete events older than the retention whose every delivery is ``delivered``; returns how many.
+
+    Pending and dead deliveries are never purged, however old (no silent expiry). Deletes in
+    batches of ``batch_size`` events, each a short statement of its own, skipping rows a relay
+    has locked, so the table is never locked as a whole.
+    """
+    age = older_than if older_than is not None else timedelta(days=settings.OUTBOX_RETENTION_DAYS)
+    cutoff = timezone.now() - age
+    size = batch_size or settings.OUTBOX_PURGE_BATCH_SIZE
+    total = 0
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_PURGE_SQL, {"cutoff": cutoff, "limit": size})
+            deleted = cursor.rowcount
+        batches += 1
+        total += deleted
+        if progress:
+            progress(total)
+        if deleted < size:
+            break
+    if total:
+        logger.info("outbox: purged %d delivered events", total, extra={"purged": total, "cutoff": cutoff.isoformat()})
+    return total
+
+
+_PURGE_SQL = f"""
+WITH doomed AS (
+    SELECT e.id FROM {OutboxEvent._meta.db_table} e
+    WHERE e.created_at < %(cutoff)s
+      AND NOT EXISTS (
+          SELECT 1 FROM {OutboxDelivery._meta.db_table} d
+          WHERE d.event_id = e.id AND d.state <> '{OutboxDelivery.State.DELIVERED.value}')
+    ORDER BY e.id
+    LIMIT %(limit)s
+    FOR UPDATE OF e SKIP LOCKED
+), deliveries AS (
+    DELETE FROM {OutboxDelivery._meta.db_table} d USING doomed WHERE d.event_id = doomed.id
+)
+DELETE FROM {OutboxEvent._meta.db_table} e USING doomed WHERE e.id = doomed.id
+"""  # noqa: S608 - table names and the state constant come from the models, values are parameters

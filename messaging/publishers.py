@@ -1,0 +1,276 @@
+"""Publishers: hand one batch of outbox messages to a broker and report, per message, what it confirmed.
+
+A publisher never touches the database. It returns a ``PublishOutcome``:
+
+- ``delivered``: the broker took responsibility for these (RabbitMQ ``basic.ack`` without a
+  ``basic.return``; Kafka future succeeded with ``acks=all``);
+- ``failed``: the broker refused these (``basic.nack``, ``basic.return`` = unroutable, a
+  non-retriable Kafka error). The relay counts an attempt for each;
+- ``unavailable``: set when the broker could not be reached or did not answer in time. Every
+  message neither delivered nor failed is then *undecided*: the relay retries it later without
+  counting an attempt, so an outage never burns attempts.
+
+Both publishers keep their connection between batches (one per worker process) and drop it on
+any transport error; the next batch reconnects.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from amqp import Message
+from django.conf import settings
+
+from messaging.amqp import events_connection, events_exchange
+
+logger = logging.getLogger(__name__)
+
+AMQP_CONFIRM_TIMEOUT_SECONDS = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """One claimed delivery, ready for the wire (see the wire contract in ARCHITECTURE.md)."""
+
+    delivery_id: int
+    event_id: str
+    event_type: str
+    routing_key: str
+    message_key: str
+    body: bytes
+    headers: dict[str, str]
+    correlation_id: str
+
+
+@dataclass(slots=True)
+class PublishOutcome:
+    delivered: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+    unavailable: str | None = None
+
+
+class Publisher(Protocol):
+    def publish(self, messages: list[OutboundMessage]) -> PublishOutcome: ...
+
+    def close(self) -> None: ...
+
+
+class AmqpPublisher:
+    """RabbitMQ: persistent, ``mandatory`` messages with publisher confirms pipelined per batch.
+
+    The whole batch is written, then confirms are collected (``basic.ack``/``basic.nack`` with
+    ``multiple``), so a batch costs one round trip, not one per message. RabbitMQ acks an
+    unroutable message too, after returning it: a ``basic.return`` marks that message failed.
+    The exchange is declared once per connection.
+    """
+
+    def __init__(self, *, exchange: str | None = None, confirm_timeout: float = AMQP_CONFIRM_TIMEOUT_SECONDS):
+        self.exchange = exchange or settings.EVENTS_EXCHANGE
+        self.confirm_timeout = confirm_timeout
+        self._conn = None
+        self._channel = None
+        self._next_tag = 1
+        self._unconfirmed: dict[int, int] = {}  # delivery tag -> delivery id
+        self._by_message_id: dict[str, int] = {}  # AMQP message_id (event id) -> delivery id
+        self._outcome = PublishOutcome()
+
+    # -- connection -------------------------------------------------------------------------
+    def _connect(self) -> None:
+        # Heartbeats need a background tick the relay does not have; a dead idle connection is
+        # noticed on the next write instead, and the batch is retried once on a fresh connection.
+        conn = events_connection(heartbeat=0)
+        conn.ensure_connection(max_retries=0)
+        channel = conn.channel()
+        events_exchange(self.exchange)(channel).declare()
+        channel.confirm_select()
+        channel.events["basic_ack"].add(self._on_ack)
+        channel.events["basic_nack"].add(self._on_nack)
+        channel.events["basic_return"].add(self._on_return)
+        self._conn, self._channel, self._next_tag = conn, channel, 1
+
+    def close(self) -> None:
+        conn, self._conn, self._channel = self._conn, None, None
+        if conn is not None:
+            try:
+                conn.release()
+            except Exception:  # a broken connection fails to close in many ways; it is gone anyway
+                logger.debug("amqp publisher: error while closing", exc_info=True)
+
+    # -- confirm callbacks ------------------------------------------------------------------
+    def _settle(self, delivery_tag: int, multiple: bool, *, acked: bool) -> None:
+        tags = [t for t in self._unconfirmed if t <= delivery_tag] if multiple else [delivery_tag]
+        for tag in tags:
+            delivery_id = self._unconfirmed.pop(tag, None)
+            if delivery_id is None:
+                continue
+            if not acked:
+                self._outcome.failed[delivery_id] = "rabbitmq: basic.nack (broker refused the message)"
+            elif delivery_id in self._outcome.failed:
+                continue  # returned before its ack: unroutable
+            else:
+                self._outcome.delivered.append(delivery_id)
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple, acked=True)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple, acked=False)
+
+    def _on_return(self, exc: Exception, exchange: str, routing_key: str, message: Message) -> None:
+        delivery_id = self._by_message_id.get(message.properties.get("message_id", ""))
+        if delivery_id is not None:
+            self._outcome.failed[delivery_id] = (
+                f"rabbitmq: returned unroutable (no queue bound for {routing_key!r} on {exchange!r}): {exc}"
+            )
+
+    # -- publishing -------------------------------------------------------------------------
+    def publish(self, messages: list[OutboundMessage]) -> PublishOutcome:
+        reused = self._conn is not None
+        outcome = self._publish_once(messages)
+        if outcome.unavailable and reused and not outcome.delivered and not outcome.failed:
+            # An idle connection may have been dropped by the broker; try once on a fresh one.
+            outcome = self._publish_once(messages)
+        return outcome
+
+    def _publish_once(self, messages: list[OutboundMessage]) -> PublishOutcome:
+        self._outcome = PublishOutcome()
+        self._unconfirmed = {}
+        self._by_message_id = {message.event_id: message.delivery_id for message in messages}
+        try:
+            if self._conn is None:
+                self._connect()
+            channel = self._channel
+            for message in messages:
+                channel.basic_publish(self._amqp_message(message), self.exchange, message.routing_key, mandatory=True)
+                self._unconfirmed[self._next_tag] = message.delivery_id
+                self._next_tag += 1
+            deadline = time.monotonic() + self.confirm_timeout
+            while self._unconfirmed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no publisher confirm within {self.confirm_timeout:.0f}s")
+                self._conn.connection.drain_events(timeout=remaining)
+        except (OSError, TimeoutError, *self._transport_errors()) as exc:
+            self._outcome.unavailable = f"rabbitmq unavailable: {type(exc).__name__}: {exc}"
+            self.close()
+        return self._outcome
+
+    def _transport_errors(self) -> tuple[type[BaseException], ...]:
+        from amqp.exceptions import AMQPError
+        from kombu.exceptions import KombuError
+
+        return (AMQPError, KombuError)
+
+    @staticmethod
+    def _amqp_message(message: OutboundMessage) -> Message:
+        return Message(
+            message.body,
+            content_type="application/json",
+            content_encoding="utf-8",
+            delivery_mode=2,
+            message_id=message.event_id,
+            correlation_id=message.correlation_id,
+            type=message.event_type,
+            application_headers=message.headers,
+        )
+
+
+class KafkaPublisher:
+    """Kafka: idempotent producer, ``acks=all``; a row is delivered only when its future succeeded.
+
+    Idempotence in kafka-python 2.2 forces ``max_in_flight_requests_per_connection=1``, so records
+    of one key keep their order even across the producer's internal retries. Each batch is
+    flushed before its futures are read.
+    """
+
+    def __init__(self, *, topic: str | None = None, flush_timeout: float = 20.0):
+        self.topic = topic or settings.KAFKA_TOPIC
+        self.flush_timeout = flush_timeout
+        self._producer = None
+
+    def _connect(self):
+        from kafka import KafkaProducer
+
+        self._producer = KafkaProducer(**kafka_producer_config())
+        return self._producer
+
+    def close(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                # timeout=0 drops records still buffered: they are undecided and will be re-sent.
+                producer.close(timeout=0)
+            except Exception:  # a broken producer fails to close in many ways; it is gone anyway
+                logger.debug("kafka publisher: error while closing", exc_info=True)
+
+    def publish(self, messages: list[OutboundMessage]) -> PublishOutcome:
+        from kafka.errors import KafkaError
+
+        outcome = PublishOutcome()
+        futures = []
+        try:
+            producer = self._producer or self._connect()
+            for message in messages:
+                try:
+                    future = producer.send(
+                        self.topic,
+                        key=message.message_key.encode(),
+                        value=message.body,
+                        headers=[(name, value.encode()) for name, value in message.headers.items()],
+                    )
+                except KafkaError as exc:
+                    if getattr(exc, "retriable", False) or _is_timeout(exc):
+                        raise
+                    outcome.failed[message.delivery_id] = f"kafka: {type(exc).__name__}: {exc}"
+                    continue
+                futures.append((message.delivery_id, future))
+            producer.flush(timeout=self.flush_timeout)
+        except (KafkaError, OSError, AssertionError) as exc:
+            outcome.unavailable = f"kafka unavailable: {type(exc).__name__}: {exc}"
+        for delivery_id, future in futures:
+            if future.succeeded():
+                outcome.delivered.append(delivery_id)
+            elif future.failed():
+                exc = future.exception
+                if getattr(exc, "retriable", False) or _is_timeout(exc):
+                    outcome.unavailable = outcome.unavailable or f"kafka unavailable: {type(exc).__name__}: {exc}"
+                else:
+                    outcome.failed[delivery_id] = f"kafka: {type(exc).__name__}: {exc}"
+        if outcome.unavailable:
+            self.close()
+        return outcome
+
+
+def _is_timeout(exc: BaseException | None) -> bool:
+    from kafka.errors import KafkaTimeoutError
+
+    return isinstance(exc, KafkaTimeoutError)
+
+
+def kafka_producer_config() -> dict[str, object]:
+    """Producer settings shared by the relay and the benchmark's raw producer."""
+    return {
+        "bootstrap_servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "batch_size": 256 * 1024,
+        "max_request_size": 4 * 1024 * 1024,
+        "request_timeout_ms": 5000,
+        "delivery_timeout_ms": 15000,
+        "max_block_ms": 5000,
+        "reconnect_backoff_max_ms": 1000,
+    }
+
+
+def publisher_for(destination: str) -> Publisher:
+    from messaging.models import OutboxDelivery
+
+    if destination == OutboxDelivery.Destination.RABBITMQ:
+        return AmqpPublisher()
+    if destination == OutboxDelivery.Destination.KAFKA:
+        return KafkaPublisher()
+    raise ValueError(f"unknown outbox destination {destination!r}")

@@ -1,0 +1,416 @@
+"""Outbox relay: moves pending deliveries to their broker. Claim, release, publish, record.
+
+One batch for one destination is three steps, and no database lock is held across the network:
+
+1. **Claim** (short transaction): ``SELECT ... FOR UPDATE SKIP LOCKED`` the due *heads* (see
+   order below), ordered by id, and push their ``next_attempt_at`` forward by a lease
+   (``OUTBOX_CLAIM_LEASE_SECONDS``). Commit. Other relays skip locked rows during the claim and
+   see leased rows as not due afterwards, so parallel relays never publish a row twice.
+2. **Publish** outside any transaction (``messaging.publishers``): RabbitMQ with pipelined
+   publisher confirms and ``mandatory``; Kafka with ``acks=all`` and the idempotent producer.
+3. **Record** (second short transaction, bulk updates): delivered rows become ``delivered``;
+   refused rows get ``attempts + 1``, ``last_error`` and an exponential backoff with jitter, and
+   become ``dead`` after ``OUTBOX_MAX_ATTEMPTS``; when the broker was unreachable the undecided
+   rows are only deferred (no attempt counted) and the destination is paused, doubling up to
+   ``OUTBOX_UNAVAILABLE_BACKOFF_MAX_SECONDS``. Every update is fenced on the lease value, so a
+   relay whose lease expired cannot overwrite the outcome of the relay that took over.
+
+Guaranteed:
+
+- **At-least-once** per destination. A relay that dies between publish and record (crash,
+  SIGKILL, lost connection before the confirm) leaves its rows pending; they are published again
+  when the lease expires. Consumers deduplicate by event id (the inbox).
+- **Per-aggregate order per destination**: a delivery is claimed only when no earlier delivery
+  (lower id) of the same ``aggregate_key`` for the same destination is ``pending`` or ``dead``.
+  So event *n+1* of a booking is published only after event *n* was confirmed by that broker,
+  whatever the retries, backoffs and number of parallel relays. Order is by outbox id, i.e. by
+  insertion; two transactions writing events for one aggregate are serialised by the domain's
+  row lock, so insertion order is commit order.
+- **A dead delivery stops its aggregate** on that destination (order over liveness): later
+  events of that booking wait, visible in the backlog and the admin, until the dead row is
+  requeued (``outbox_requeue``) and delivered. Other aggregates and the other destination are
+  not affected.
+- **Nothing expires**: pending and dead rows are never deleted; purge removes only events whose
+  every delivery is ``delivered``.
+- **Destinations are independent**: each has its own rows, claims, pause and publisher.
+
+Not guaranteed:
+
+- Exactly-once on the wire (duplicates happen after crashes or lost confirms; the inbox removes them).
+- Order across aggregates, or across destinations (Kafka may get an event before RabbitMQ).
+- Order when a lease expires while its relay is still publishing (lease shorter than a publish):
+  keep the lease well above the publishers' timeouts (15-20 s).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.utils import timezone
+
+from messaging.models import OutboxDelivery
+from messaging.publishers import OutboundMessage, Publisher, PublishOutcome, publisher_for
+from tourapp import metrics
+
+logger = logging.getLogger(__name__)
+
+LAST_ERROR_MAX_CHARS = 1000
+# user:password@ in any URL (amqp://, kafka SASL, http proxies) never reaches a row or a log line.
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s:]*:[^/@\s]*@")
+
+PENDING = OutboxDelivery.State.PENDING.value
+DELIVERED = OutboxDelivery.State.DELIVERED.value
+DEAD = OutboxDelivery.State.DEAD.value
+
+_DELIVERY = OutboxDelivery._meta.db_table
+_EVENT = OutboxDelivery._meta.get_field("event").related_model._meta.db_table
+
+# The one locking query of the relay. Heads only: no earlier pending or dead row of the same
+# aggregate for this destination (each NOT EXISTS is served by its partial index).
+_CLAIM_SQL = f"""
+WITH claimed AS (
+    SELECT d.id FROM {_DELIVERY} d
+    WHERE d.destination = %(destination)s
+      AND d.state = '{PENDING}'
+      AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= %(now)s)
+      AND NOT EXISTS (
+          SELECT 1 FROM {_DELIVERY} p
+          WHERE p.destination = d.destination AND p.aggregate_key = d.aggregate_key
+            AND p.state = '{PENDING}' AND p.id < d.id)
+      AND NOT EXISTS (
+          SELECT 1 FROM {_DELIVERY} x
+          WHERE x.destination = d.destination AND x.aggregate_key = d.aggregate_key
+            AND x.state = '{DEAD}' AND x.id < d.id)
+    ORDER BY d.id
+    LIMIT %(limit)s
+    FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE {_DELIVERY} d SET next_attempt_at = %(lease)s
+FROM claimed, {_EVENT} e
+WHERE d.id = claimed.id AND e.id = d.event_id
+RETURNING d.id, d.attempts, e.event_id::text, e.event_type, e.routing_key, e.message_key,
+          e.payload::text, e.headers, e.correlation_id
+"""  # noqa: S608 - table names and state constants come from the model, values are parameters
+
+_RECORD_DELIVERED_SQL = f"""
+UPDATE {_DELIVERY} SET state = '{DELIVERED}', delivered_at = %(now)s, next_attempt_at = NULL,
+                       attempts = attempts + 1
+WHERE id = ANY(%(ids)s) AND state = '{PENDING}' AND next_attempt_at = %(lease)s
+"""  # noqa: S608 - see _CLAIM_SQL
+
+_RECORD_FAILED_SQL = f"""
+UPDATE {_DELIVERY} d SET attempts = v.attempts, state = v.state, next_attempt_at = v.next_at, last_error = v.error
+FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(states)s::text[], %(next_ats)s::timestamptz[],
+            %(errors)s::text[]) AS v(id, attempts, state, next_at, error)
+WHERE d.id = v.id AND d.state = '{PENDING}' AND d.next_attempt_at = %(lease)s
+"""  # noqa: S608 - see _CLAIM_SQL
+
+_RECORD_DEFERRED_SQL = f"""
+UPDATE {_DELIVERY} SET next_attempt_at = %(next_at)s, last_error = %(error)s
+WHERE id = ANY(%(ids)s) AND state = '{PENDING}' AND next_attempt_at = %(lease)s
+"""  # noqa: S608 - see _CLAIM_SQL
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    message: OutboundMessage
+    attempts: int
+
+
+@dataclass(slots=True)
+class BatchResult:
+    destination: str
+    claimed: int = 0
+    delivered: int = 0
+    failed: int = 0
+    dead: int = 0
+    deferred: int = 0
+    unavailable: bool = False
+
+
+@dataclass(slots=True)
+class DrainResult:
+    destination: str
+    batches: int = 0
+    delivered: int = 0
+    failed: int = 0
+    dead: int = 0
+    deferred: int = 0
+    paused: bool = False
+    seconds: float = 0.0
+
+
+# -- publishers: one per destination per process (a forked worker builds its own) -----------
+_publishers: dict[str, tuple[int, Publisher]] = {}
+
+
+def _publisher(destination: str) -> Publisher:
+    pid = os.getpid()
+    cached = _publishers.get(destination)
+    if cached is None or cached[0] != pid:
+        cached = (pid, publisher_for(destination))
+        _publishers[destination] = cached
+    return cached[1]
+
+
+def outbox_publishers_close() -> None:
+    """Close this process's publisher connections (worker shutdown, tests, benchmarks)."""
+    for pid, publisher in list(_publishers.values()):
+        if pid == os.getpid():
+            publisher.close()
+    _publishers.clear()
+
+
+# -- claim / record ---------------------------------------------------------------------------
+def _claim(*, destination: str, limit: int, now: datetime, lease: datetime) -> list[ClaimedDelivery]:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, {"destination": destination, "now": now, "lease": lease, "limit": limit})
+        rows = cursor.fetchall()
+    claimed = [
+        ClaimedDelivery(
+            message=OutboundMessage(
+                delivery_id=row[0],
+                event_id=row[2],
+                event_type=row[3],
+                routing_key=row[4],
+                message_key=row[5],
+                body=row[6].encode(),
+                headers=json.loads(row[7]) if isinstance(row[7], str) else row[7],
+                correlation_id=row[8],
+            ),
+            attempts=row[1],
+        )
+        for row in rows
+    ]
+    claimed.sort(key=lambda c: c.message.delivery_id)
+    return claimed
+
+
+def outbox_backoff_delay(*, attempts: int) -> float:
+    """Seconds before retry number ``attempts + 1``: base * 2^attempts, capped, +-20 % jitter."""
+    base = settings.OUTBOX_BACKOFF_BASE_SECONDS
+    capped = min(settings.OUTBOX_BACKOFF_MAX_SECONDS, base * (2 ** min(attempts, 32)))
+    return capped * random.uniform(0.8, 1.2)
+
+
+def _redact_secrets(text: str) -> str:
+    return _URL_CREDENTIALS.sub(r"\g<scheme>***:***@", text)
+
+
+def _bounded_error(text: str) -> str:
+    text = _redact_secrets(text)
+    return text if len(text) <= LAST_ERROR_MAX_CHARS else text[: LAST_ERROR_MAX_CHARS - 1] + "…"
+
+
+def _record(
+    *,
+    claimed: list[ClaimedDelivery],
+    outcome: PublishOutcome,
+    lease: datetime,
+    pause_seconds: float,
+    result: BatchResult,
+) -> None:
+    now = timezone.now()
+    max_attempts = settings.OUTBOX_MAX_ATTEMPTS
+    delivered_ids = set(outcome.delivered)
+    failed = {c.message.delivery_id: c for c in claimed if c.message.delivery_id in outcome.failed}
+    deferred_ids = [
+        c.message.delivery_id
+        for c in claimed
+        if c.message.delivery_id not in delivered_ids and c.message.delivery_id not in failed
+    ]
+    ids, attempts, states, next_ats, errors = [], [], [], [], []
+    for delivery_id, c in failed.items():
+        tries = c.attempts + 1
+        dead = tries >= max_attempts
+        ids.append(delivery_id)
+        attempts.append(tries)
+        states.append(DEAD if dead else PENDING)
+        next_ats.append(None if dead else now + timedelta(seconds=outbox_backoff_delay(attempts=tries)))
+        errors.append(_bounded_error(outcome.failed[delivery_id]))
+        result.dead += dead
+    with transaction.atomic(), connection.cursor() as cursor:
+        if delivered_ids:
+            cursor.execute(_RECORD_DELIVERED_SQL, {"ids": sorted(delivered_ids), "now": now, "lease": lease})
+        if ids:
+            cursor.execute(
+                _RECORD_FAILED_SQL,
+                {
+                    "ids": ids,
+                    "attempts": attempts,
+                    "states": states,
+                    "next_ats": next_ats,
+                    "errors": errors,
+                    "lease": lease,
+                },
+            )
+        if deferred_ids:
+            reason = outcome.unavailable or "undecided: no confirm from the broker"
+            cursor.execute(
+                _RECORD_DEFERRED_SQL,
+                {
+                    "ids": deferred_ids,
+                    "next_at": now + timedelta(seconds=pause_seconds * random.uniform(1.0, 1.3)),
+                    "error": _bounded_error(reason),
+                    "lease": lease,
+                },
+            )
+    result.delivered = len(delivered_ids)
+    result.failed = len(failed)
+    result.deferred = len(deferred_ids)
+
+
+# -- destination pause (shared by all relays through the cache; Redis down = not shared) -----
+def _pause_key(destination: str) -> str:
+    return f"outbox:paused:{destination}"
+
+
+def _streak_key(destination: str) -> str:
+    return f"outbox:unavailable-streak:{destination}"
+
+
+def outbox_destination_is_paused(*, destination: str) -> bool:
+    try:
+        return bool(cache.get(_pause_key(destination)))
+    except Exception:  # broad on purpose: the cache is an optimisation; without it every relay just tries
+        return False
+
+
+def _pause_destination(destination: str) -> float:
+    base = settings.OUTBOX_UNAVAILABLE_BACKOFF_SECONDS
+    try:
+        streak = int(cache.get(_streak_key(destination)) or 0)
+        seconds = min(settings.OUTBOX_UNAVAILABLE_BACKOFF_MAX_SECONDS, base * 2**streak)
+        cache.set(_streak_key(destination), streak + 1, timeout=3600)
+        cache.set(_pause_key(destination), 1, timeout=max(1, round(seconds)))
+    except Exception:  # broad on purpose: see outbox_destination_is_paused
+        seconds = base
+    return seconds
+
+
+def outbox_destination_resume(*, destination: str) -> None:
+    """Forget a destination's pause and outage streak (it answered again, or an operator says so)."""
+    try:
+        cache.delete_many([_pause_key(destination), _streak_key(destination)])
+    except Exception:  # broad on purpose: see outbox_destination_is_paused
+        logger.debug("outbox: cache unavailable while resuming %s", destination, exc_info=True)
+
+
+# -- the relay ---------------------------------------------------------------------------------
+def outbox_relay_batch(
+    *, destination: str, batch_size: int | None = None, publisher: Publisher | None = None
+) -> BatchResult:
+    """Claim, publish and record one batch for one destination. Safe to run in any number of processes."""
+    started = time.monotonic()
+    result = BatchResult(destination=destination)
+    now = timezone.now()
+    lease = now + timedelta(seconds=settings.OUTBOX_CLAIM_LEASE_SECONDS)
+    claimed = _claim(destination=destination, limit=batch_size or settings.OUTBOX_BATCH_SIZE, now=now, lease=lease)
+    result.claimed = len(claimed)
+    if not claimed:
+        return result
+    publisher = publisher or _publisher(destination)
+    try:
+        outcome = publisher.publish([c.message for c in claimed])
+    except Exception as exc:  # broad on purpose: an unexpected publisher bug must count attempts, not loop forever
+        logger.exception("outbox: publisher raised", extra={"destination": destination})
+        outcome = PublishOutcome(failed={c.message.delivery_id: f"{type(exc).__name__}: {exc}" for c in claimed})
+    pause_seconds = settings.OUTBOX_UNAVAILABLE_BACKOFF_SECONDS
+    if outcome.unavailable:
+        result.unavailable = True
+        pause_seconds = _pause_destination(destination)
+    elif outcome.delivered:
+        outbox_destination_resume(destination=destination)
+    _record(claimed=claimed, outcome=outcome, lease=lease, pause_seconds=pause_seconds, result=result)
+    _observe(result, started, outcome)
+    return result
+
+
+def _observe(result: BatchResult, started: float, outcome: PublishOutcome) -> None:
+    duration_ms = round((time.monotonic() - started) * 1000, 1)
+    destination = result.destination
+    if result.delivered:
+        metrics.OUTBOX_PUBLISHED.labels(destination).inc(result.delivered)
+    if result.failed or result.deferred:
+        metrics.OUTBOX_FAILED.labels(destination).inc(result.failed + result.deferred)
+    if result.dead:
+        metrics.OUTBOX_DEAD.labels(destination).inc(result.dead)
+    extra = {
+        "destination": destination,
+        "batch_size": result.claimed,
+        "delivered": result.delivered,
+        "failed": result.failed,
+        "dead": result.dead,
+        "deferred": result.deferred,
+        "duration_ms": duration_ms,
+    }
+    if outcome.unavailable:
+        logger.warning(
+            "outbox batch: %s unavailable, %d deferred",
+            destination,
+            result.deferred,
+            extra={**extra, "error": _redact_secrets(outcome.unavailable)},
+        )
+    elif result.failed:
+        first_error = _redact_secrets(next(iter(outcome.failed.values())))
+        logger.warning(
+            "outbox batch: %s %d delivered, %d failed (%d dead)",
+            destination,
+            result.delivered,
+            result.failed,
+            result.dead,
+            extra={**extra, "error": first_error},
+        )
+    else:
+        logger.info("outbox batch: %s %d delivered in %.1f ms", destination, result.delivered, duration_ms, extra=extra)
+
+
+def outbox_relay_drain(
+    *,
+    destination: str,
+    time_budget_seconds: float | None = None,
+    batch_size: int | None = None,
+    publisher: Publisher | None = None,
+) -> DrainResult:
+    """Run batches for one destination until nothing is due, the destination is unavailable, or the budget is spent."""
+    started = time.monotonic()
+    budget = settings.OUTBOX_SWEEP_BUDGET_SECONDS if time_budget_seconds is None else time_budget_seconds
+    drain = DrainResult(destination=destination)
+    if outbox_destination_is_paused(destination=destination):
+        drain.paused = True
+        return drain
+    while True:
+        batch = outbox_relay_batch(destination=destination, batch_size=batch_size, publisher=publisher)
+        if batch.claimed == 0:
+            break
+        drain.batches += 1
+        drain.delivered += batch.delivered
+        drain.failed += batch.failed
+        drain.dead += batch.dead
+        drain.deferred += batch.deferred
+        if batch.unavailable:
+            drain.paused = True
+            break
+        if time.monotonic() - started >= budget:
+            break
+    drain.seconds = time.monotonic() - started
+    return drain
+
+
+def outbox_backlog_observe() -> None:
+    """Set the backlog gauges from the database (called by the sweeper)."""
+    from messaging.selectors import outbox_backlog_stats
+
+    for destination, stats in outbox_backlog_stats().items():
+        metrics.OUTBOX_BACKLOG.labels(destination).set(stats["pending"])
+        metrics.OUTBOX_OLDEST_AGE.labels(destination).set(stats["oldest_pending_age_seconds"] or 0)

@@ -1,0 +1,223 @@
+"""Fixtures for the outbox relay tests: events written through the real service, and fresh
+consumers on the session's RabbitMQ exchange and Kafka topic that read what the relay published.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+from django.conf import settings
+from django.db import transaction
+
+from messaging.amqp import events_connection, events_exchange
+from messaging.events import TIER_STANDARD, TOUR_BOOKED, TOUR_CANCELLED, routing_key_for
+from messaging.models import OutboxEvent
+from messaging.relay import outbox_destination_resume, outbox_publishers_close
+from messaging.services import outbox_event_record
+
+RABBITMQ = "rabbitmq"
+KAFKA = "kafka"
+
+
+@dataclass(frozen=True)
+class Received:
+    event_id: str
+    aggregate_id: str
+    event_type: str
+    body: dict
+    headers: dict
+    properties: dict
+
+
+def record_booking_events(aggregate_ids: list[str], *, cancel: bool = False) -> list[OutboxEvent]:
+    """Write ``tour.booked`` (and ``tour.cancelled`` when asked) for each fake booking id, one
+    transaction per event, as the bookings service does."""
+    events = []
+    for aggregate_id in aggregate_ids:
+        for event_type in (TOUR_BOOKED, TOUR_CANCELLED) if cancel else (TOUR_BOOKED,):
+            with transaction.atomic():
+                events.append(
+                    outbox_event_record(
+                        aggregate_type="booking",
+                        aggregate_id=aggregate_id,
+                        event_type=event_type,
+                        routing_key=routing_key_for(event_type, TIER_STANDARD),
+                        payload={"bookingId": aggregate_id, "seats": 2, "totalPrice": "199.99"},
+                    )
+                )
+    return events
+
+
+def fake_booking_ids(count: int) -> list[str]:
+    prefix = uuid.uuid4().hex[:6]
+    return [f"{prefix}-{n}" for n in range(count)]
+
+
+@pytest.fixture(autouse=True)
+def _relay_clean_state(settings) -> Iterator[None]:
+    """Short backoffs for tests; no destination pause or open publisher leaks between tests."""
+    settings.OUTBOX_UNAVAILABLE_BACKOFF_SECONDS = 0.5
+    settings.OUTBOX_UNAVAILABLE_BACKOFF_MAX_SECONDS = 1.0
+    for destination in (RABBITMQ, KAFKA):
+        outbox_destination_resume(destination=destination)
+    yield
+    outbox_publishers_close()
+    for destination in (RABBITMQ, KAFKA):
+        outbox_destination_resume(destination=destination)
+
+
+class AmqpReader:
+    """A fresh exclusive queue bound to the events exchange (declared before anything is published)."""
+
+    def __init__(self, *, exchange: str, pattern: str = "#"):
+        self.conn = events_connection()
+        self.conn.ensure_connection(max_retries=3)
+        self.channel = self.conn.channel()
+        self.queue = f"relay-test-{uuid.uuid4().hex[:8]}"
+        events_exchange(exchange)(self.channel).declare()
+        self.channel.queue_declare(self.queue, exclusive=True, auto_delete=False, durable=False)
+        self.channel.queue_bind(self.queue, exchange, pattern)
+
+    def read(self, *, count: int, timeout: float = 20.0, settle: float = 0.3) -> list[Received]:
+        """Messages until ``count`` arrived (plus ``settle`` s to catch duplicates) or the deadline."""
+        received: list[Received] = []
+        deadline = time.monotonic() + timeout
+        settle_until = None
+        while time.monotonic() < deadline:
+            message = self.channel.basic_get(self.queue, no_ack=True)
+            if message is None:
+                if settle_until is not None and time.monotonic() >= settle_until:
+                    break
+                time.sleep(0.02)
+                continue
+            body = json.loads(message.body)
+            received.append(
+                Received(
+                    event_id=message.properties["message_id"],
+                    aggregate_id=body["bookingId"],
+                    event_type=body["eventType"],
+                    body=body,
+                    headers=dict(message.properties.get("application_headers") or {}),
+                    properties=dict(message.properties),
+                )
+            )
+            if len(received) >= count and settle_until is None:
+                settle_until = time.monotonic() + settle
+        return received
+
+    def close(self) -> None:
+        try:
+            self.channel.queue_delete(self.queue)
+        finally:
+            self.conn.release()
+
+
+@pytest.fixture
+def amqp_reader() -> Iterator[Callable[..., AmqpReader]]:
+    readers: list[AmqpReader] = []
+
+    def make(exchange: str | None = None, pattern: str = "#") -> AmqpReader:
+        reader = AmqpReader(exchange=exchange or settings.EVENTS_EXCHANGE, pattern=pattern)
+        readers.append(reader)
+        return reader
+
+    yield make
+    for reader in readers:
+        # a broker-stop test may have killed the connection: closing it then fails, harmlessly
+        with contextlib.suppress(Exception):
+            reader.close()
+
+
+class KafkaReader:
+    """A fresh consumer (no group) positioned at the end of every partition of the session topic."""
+
+    def __init__(self, topic: str):
+        from kafka import KafkaConsumer, TopicPartition
+
+        self.topic = topic
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+            group_id=None,
+            enable_auto_commit=False,
+            consumer_timeout_ms=200,
+        )
+        partitions = self.consumer.partitions_for_topic(topic) or set()
+        self.partitions = [TopicPartition(topic, p) for p in sorted(partitions)]
+        self.consumer.assign(self.partitions)
+        # Explicit offsets resolved now, before anything is published (a lazy seek_to_end could skip them).
+        for partition, offset in self.consumer.end_offsets(self.partitions).items():
+            self.consumer.seek(partition, offset)
+
+    def read(self, *, event_ids: set[str], timeout: float = 30.0, settle: float = 0.5) -> list[Received]:
+        received: list[Received] = []
+        deadline = time.monotonic() + timeout
+        settle_until = None
+        while time.monotonic() < deadline:
+            if settle_until is not None and time.monotonic() >= settle_until:
+                break
+            batches = self.consumer.poll(timeout_ms=200)
+            for records in batches.values():
+                for record in records:
+                    headers = {name: value.decode() for name, value in record.headers}
+                    body = json.loads(record.value)
+                    if body.get("eventId") not in event_ids:
+                        continue
+                    received.append(
+                        Received(
+                            event_id=headers["eventId"],
+                            aggregate_id=record.key.decode(),
+                            event_type=body["eventType"],
+                            body=body,
+                            headers=headers,
+                            properties={"partition": record.partition, "offset": record.offset},
+                        )
+                    )
+            if settle_until is None and {r.event_id for r in received} >= event_ids:
+                settle_until = time.monotonic() + settle
+        return received
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+@pytest.fixture
+def kafka_reader(kafka_topic) -> Iterator[Callable[[], KafkaReader]]:
+    readers: list[KafkaReader] = []
+
+    def make() -> KafkaReader:
+        reader = KafkaReader(kafka_topic)
+        readers.append(reader)
+        return reader
+
+    yield make
+    for reader in readers:
+        reader.close()
+
+
+def assert_in_order_per_aggregate(received: list[Received], events: list[OutboxEvent]) -> None:
+    """Each aggregate's events arrived in the order they were written (by first arrival)."""
+    written: dict[str, list[str]] = {}
+    for event in events:
+        written.setdefault(event.aggregate_id, []).append(str(event.event_id))
+    seen: dict[str, list[str]] = {}
+    for message in received:
+        ids = seen.setdefault(message.aggregate_id, [])
+        if message.event_id not in ids:
+            ids.append(message.event_id)
+    assert seen == written
+
+
+def wait_until(
+    predicate: Callable[[], bool], *, timeout: float, interval: float = 0.05, what: str = "condition"
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
