@@ -9,6 +9,9 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
+        import os
+
+        from django.conf import settings
         from health_check.plugins import plugin_dir
 
         from tourapp.ops import celery_hooks, health
@@ -17,3 +20,5 @@ class OpsConfig(AppConfig):
         for backend in health.READINESS_CHECKS:
             plugin_dir.register(backend)
         celery_hooks.connect()
+        if settings.PROMETHEUS_MULTIPROC_DIR:  # every process writes its samples there
+            os.makedirs(settings.PROMETHEUS_MULTIPROC_DIR, exist_ok=True)

@@ -1,0 +1,35 @@
+"""manage.py kafka_topics_ensure against the real Kafka broker."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.core.management import call_command
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
+
+
+def test_kafka_topics_ensure_creates_topics_sized_by_settings_then_is_idempotent(settings, capsys):
+    # given topic names nobody uses yet
+    name = f"ops-topics-{uuid.uuid4().hex[:8]}"
+    settings.KAFKA_TOPIC = name
+    settings.KAFKA_DLQ_TOPIC = f"{name}.dlq"
+    settings.KAFKA_TOPIC_PARTITIONS = 3
+    admin = KafkaAdminClient(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS)
+    try:
+        # when run twice
+        call_command("kafka_topics_ensure")
+        call_command("kafka_topics_ensure")
+        # then both topics exist, the main one with 3 partitions and min.insync.replicas from settings
+        out = capsys.readouterr().out
+        assert f"{name}: created" in out
+        assert f"{name}: exists" in out
+        described = {t["topic"]: t for t in admin.describe_topics([name, f"{name}.dlq"])}
+        assert len(described[name]["partitions"]) == 3
+        assert len(described[f"{name}.dlq"]["partitions"]) == 1
+        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+        entries = {entry[0]: entry[1] for entry in configs[0].resources[0][4]}
+        assert entries["min.insync.replicas"] == str(settings.KAFKA_MIN_INSYNC_REPLICAS)
+    finally:
+        admin.delete_topics([name, f"{name}.dlq"])
+        admin.close()
