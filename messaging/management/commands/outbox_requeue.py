@@ -1,0 +1,47 @@
+"""``manage.py outbox_requeue``: make dead outbox deliveries pending again (thin shell over the service)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from messaging.services import outbox_requeue_dead
+
+
+def _moment(value: str) -> datetime:
+    parsed = parse_datetime(value)
+    if parsed is None and (day := parse_date(value)) is not None:
+        parsed = datetime(day.year, day.month, day.day)
+    if parsed is None:
+        raise CommandError(f"not an ISO 8601 date or datetime: {value!r}")
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
+
+
+class Command(BaseCommand):
+    help = "Requeue dead outbox deliveries (by delivery id, event type, destination and/or event time range)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--ids", type=int, nargs="+", help="delivery ids (see the admin)")
+        parser.add_argument("--event-type", help="e.g. tour.booked")
+        parser.add_argument("--destination", choices=["rabbitmq", "kafka"])
+        parser.add_argument("--since", type=_moment, help="events created at or after (ISO 8601)")
+        parser.add_argument("--until", type=_moment, help="events created before (ISO 8601)")
+        parser.add_argument("--all", action="store_true", help="every dead delivery (required when no filter)")
+
+    def handle(self, *args: object, **options: object) -> None:
+        filters = {
+            "delivery_ids": options["ids"],
+            "event_type": options["event_type"],
+            "destination": options["destination"],
+            "since": options["since"],
+            "until": options["until"],
+        }
+        if not any(value for value in filters.values()) and not options["all"]:
+            raise CommandError(
+                "give at least one filter (--ids, --event-type, --destination, --since, --until) or --all"
+            )
+        count = outbox_requeue_dead(**filters, progress=lambda n: self.stdout.write(f"requeued {n}..."))
+        self.stdout.write(self.style.SUCCESS(f"{count} dead deliveries requeued"))

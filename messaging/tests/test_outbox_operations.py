@@ -1,0 +1,168 @@
+"""Operating the outbox: backlog figures, purge, requeue (service, command, admin), the post-commit kick."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.urls import reverse
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+from messaging.models import OutboxDelivery, OutboxEvent
+from messaging.selectors import outbox_backlog_stats
+from messaging.services import outbox_purge_delivered
+from messaging.tests.conftest import KAFKA, RABBITMQ, fake_booking_ids, record_booking_events
+
+pytestmark = pytest.mark.django_db
+
+
+def _age(events: list[OutboxEvent], *, days: float) -> None:
+    OutboxEvent.objects.filter(id__in=[e.id for e in events]).update(created_at=timezone.now() - timedelta(days=days))
+    OutboxDelivery.objects.filter(event__in=events).update(created_at=timezone.now() - timedelta(days=days))
+
+
+def test_backlog_stats_count_pending_and_dead_per_destination_with_the_oldest_pending_age():
+    # given two events, ten minutes old; one RabbitMQ delivery dead, one Kafka delivery delivered
+    events = record_booking_events(fake_booking_ids(2))
+    _age(events, days=10 / (24 * 60))
+    OutboxDelivery.objects.filter(event=events[0], destination=RABBITMQ).update(state="dead")
+    OutboxDelivery.objects.filter(event=events[0], destination=KAFKA).update(state="delivered")
+
+    # when
+    stats = outbox_backlog_stats()
+
+    # then
+    assert stats[RABBITMQ]["pending"] == 1 and stats[RABBITMQ]["dead"] == 1
+    assert stats[KAFKA]["pending"] == 1 and stats[KAFKA]["dead"] == 0
+    assert 590 <= stats[RABBITMQ]["oldest_pending_age_seconds"] <= 700
+
+
+def test_backlog_stats_list_every_destination_even_when_idle():
+    assert outbox_backlog_stats() == {
+        destination: {"pending": 0, "dead": 0, "oldest_pending_age_seconds": None}
+        for destination in settings.OUTBOX_DESTINATIONS
+    }
+
+
+def test_purge_deletes_only_fully_delivered_events_past_retention_in_batches():
+    # given 5 old fully delivered events, 1 old event still pending on Kafka, 1 old dead, 1 recent delivered
+    old_delivered = record_booking_events(fake_booking_ids(5))
+    old_pending, old_dead, recent = record_booking_events(fake_booking_ids(3))
+    _age([*old_delivered, old_pending, old_dead], days=settings.OUTBOX_RETENTION_DAYS + 1)
+    OutboxDelivery.objects.update(state="delivered")
+    OutboxDelivery.objects.filter(event=old_pending, destination=KAFKA).update(state="pending")
+    OutboxDelivery.objects.filter(event=old_dead, destination=RABBITMQ).update(state="dead")
+
+    # when purging two events per statement
+    purged = outbox_purge_delivered(batch_size=2)
+
+    # then only the old delivered events (and their deliveries) are gone
+    assert purged == 5
+    assert set(OutboxEvent.objects.values_list("id", flat=True)) == {old_pending.id, old_dead.id, recent.id}
+    assert OutboxDelivery.objects.count() == 6
+
+
+def test_purge_command_reports_progress_and_honours_the_retention_argument():
+    # given one delivered event two days old
+    events = record_booking_events(fake_booking_ids(1))
+    _age(events, days=2)
+    OutboxDelivery.objects.update(state="delivered")
+    out = StringIO()
+
+    # when
+    call_command("outbox_purge", "--older-than-days", "1", stdout=out)
+
+    # then
+    assert "1 delivered events older than 1 days purged" in out.getvalue()
+    assert not OutboxEvent.objects.exists()
+
+
+def test_requeue_command_requeues_dead_deliveries_by_destination_and_time_range():
+    # given dead deliveries on both destinations, one event old, one recent
+    old, recent = record_booking_events(fake_booking_ids(2))
+    _age([old], days=3)
+    OutboxDelivery.objects.update(state="dead", attempts=25, last_error="boom")
+    out = StringIO()
+
+    # when requeueing Kafka deliveries of events created in the last day
+    since = (timezone.now() - timedelta(days=1)).isoformat()
+    call_command("outbox_requeue", "--destination", "kafka", "--since", since, stdout=out)
+
+    # then exactly that one is pending again, attempts reset, due now
+    requeued = OutboxDelivery.objects.get(state="pending")
+    assert (requeued.event_id, requeued.destination, requeued.attempts) == (recent.id, KAFKA, 0)
+    assert requeued.next_attempt_at is None
+    assert OutboxDelivery.objects.filter(state="dead").count() == 3
+    assert "1 dead deliveries requeued" in out.getvalue()
+
+
+def test_requeue_command_refuses_to_requeue_everything_without_all():
+    with pytest.raises(CommandError, match="--all"):
+        call_command("outbox_requeue", stdout=StringIO())
+
+
+def test_admin_lists_events_with_delivery_states_and_backlog_and_requeues_dead_ones(admin_client):
+    # given one event dead on RabbitMQ
+    (event,) = record_booking_events(fake_booking_ids(1))
+    OutboxDelivery.objects.filter(event=event, destination=RABBITMQ).update(state="dead", attempts=25)
+    changelist = reverse("admin:messaging_outboxevent_changelist")
+
+    # when the changelist is shown, filtered on dead deliveries and searched by event id
+    page = admin_client.get(changelist, {"deliveries__state": "dead", "q": str(event.event_id)})
+
+    # then it shows the event, its per-destination states and the backlog table
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "rabbitmq: dead (25)" in html and "kafka: pending" in html
+    assert 'id="outbox-backlog"' in html
+
+    # when the requeue action runs on it
+    response = admin_client.post(changelist, {"action": "requeue_dead", "_selected_action": [event.pk]})
+
+    # then the dead delivery is pending again
+    assert response.status_code == 302
+    assert OutboxDelivery.objects.get(event=event, destination=RABBITMQ).state == "pending"
+
+
+def test_admin_delivery_list_searches_by_event_id(admin_client):
+    (event, other) = record_booking_events(fake_booking_ids(2))
+    page = admin_client.get(reverse("admin:messaging_outboxdelivery_changelist"), {"q": str(event.event_id)})
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert str(event.event_id) in html and str(other.event_id) not in html
+
+
+def test_committed_event_kicks_the_relay_task_once_per_destination(django_capture_on_commit_callbacks, monkeypatch):
+    # given the relay task's publish recorded (the Celery broker itself is not under test here)
+    from messaging.tasks import outbox_relay_task
+
+    sent = []
+    monkeypatch.setattr(outbox_relay_task, "apply_async", lambda **kwargs: sent.append(kwargs["kwargs"]))
+
+    # when an event commits
+    with django_capture_on_commit_callbacks(execute=True):
+        (event,) = record_booking_events(fake_booking_ids(1))
+
+    # then one kick per destination carries the event id
+    assert sent == [{"event_ids": [event.pk], "destination": d} for d in settings.OUTBOX_DESTINATIONS]
+
+
+def test_kick_never_raises_when_the_celery_broker_is_down(django_capture_on_commit_callbacks, monkeypatch, caplog):
+    # given a Celery broker that refuses connections
+    from messaging.tasks import outbox_relay_task
+
+    def broker_down(**_kwargs):
+        raise OperationalError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr(outbox_relay_task, "apply_async", broker_down)
+
+    # when an event commits, then nothing raises into the caller and the failure is logged
+    with django_capture_on_commit_callbacks(execute=True):
+        record_booking_events(fake_booking_ids(1))
+    assert "could not kick the relay" in caplog.text
+    assert OutboxDelivery.objects.filter(state="pending").count() == len(settings.OUTBOX_DESTINATIONS)
