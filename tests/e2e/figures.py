@@ -168,6 +168,7 @@ class AmqpTap:
 
         self.name = f"e2e-tap.{uuid.uuid4().hex[:8]}"
         self.seen: Counter[str] = Counter()
+        self.messages: dict[str, tuple[bytes, dict[str, Any], str]] = {}  # eventId -> (body, headers, routing key)
         self.exchange = Exchange(exchange, type="topic", durable=True)
         self.queue = Queue(self.name, self.exchange, routing_key="#", durable=True, auto_delete=False)
         self._connection = events_connection
@@ -185,6 +186,7 @@ class AmqpTap:
                     headers = message.headers or {}
                     key = headers.get("eventId") or message.properties.get("message_id") or "?"
                     self.seen[str(key)] += 1
+                    self.messages[str(key)] = (message.body, dict(headers), message.delivery_info["routing_key"])
                     message.ack()
         except (OperationalError, OSError):
             pass  # broker down right now: report what was counted so far
@@ -203,6 +205,9 @@ class KafkaTap:
         from kafka import KafkaConsumer, TopicPartition
 
         self.seen: Counter[str] = Counter()
+        self.records: dict[
+            str, tuple[bytes | None, bytes, list[tuple[str, bytes]]]
+        ] = {}  # eventId -> key, value, headers
         self.consumer = KafkaConsumer(
             bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, enable_auto_commit=False, group_id=None
         )
@@ -210,16 +215,21 @@ class KafkaTap:
         self.partitions = [TopicPartition(topic, p) for p in sorted(partitions)]
         self.consumer.assign(self.partitions)
         self.consumer.seek_to_beginning(*self.partitions)
+        self.next_offset: dict[Any, int] = {}
 
     def counts(self) -> Counter[str]:
+        # Progress is tracked from the records themselves: ``position()`` can block indefinitely here.
         try:
             end = self.consumer.end_offsets(self.partitions)
             deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and any(self.consumer.position(p) < end[p] for p in self.partitions):
-                for records in self.consumer.poll(timeout_ms=500).values():
+            while time.monotonic() < deadline and any(self.next_offset.get(p, 0) < end[p] for p in self.partitions):
+                for partition, records in self.consumer.poll(timeout_ms=500).items():
                     for record in records:
                         headers = {k: v.decode(errors="replace") for k, v in (record.headers or [])}
-                        self.seen[headers.get("eventId", "?")] += 1
+                        event_id = headers.get("eventId", "?")
+                        self.seen[event_id] += 1
+                        self.records[event_id] = (record.key, record.value, list(record.headers or []))
+                        self.next_offset[partition] = record.offset + 1
         except Exception:  # noqa: S110 - broker down right now: report what was counted so far
             pass
         return self.seen
