@@ -26,6 +26,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -92,7 +93,8 @@ def _bench_env(database: str) -> dict[str, str]:
         "REDIS_KEY_PREFIX": f"tourapp.bench.{run}",
         "LOG_LEVEL": "WARNING",
         "DEBUG": "false",
-        "PROMETHEUS_MULTIPROC_DIR": "",
+        # As under `make run`: every worker writes its metrics to files there (a temp dir, removed).
+        "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench_bookings_prom_"),
     }
 
 
@@ -110,6 +112,7 @@ def _seed(env: dict[str, str]) -> tuple[list[str], list[int]]:
     """Migrate the bench database, then create users with tokens and departures with ample seats."""
     subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "REDIS_KEY_PREFIX")})
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # this process only seeds; it exports no metrics
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -354,6 +357,7 @@ def main() -> None:
             pass
         _admin_sql(env, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         _delete_bench_queue(env)
+        shutil.rmtree(env["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from rest_framework import generics, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
 from rest_framework.views import APIView
 
@@ -104,6 +105,12 @@ class BookingCreateApi(APIView):
 
 class BookingCollectionApi(BookingListApi, BookingCreateApi):
     """``/api/bookings/``: GET is ``BookingListApi``, POST is ``BookingCreateApi`` (one URL, two operations)."""
+
+    def get_serializer_class(self) -> type[Serializer]:
+        # The browsable API builds its POST form from this: offer the input fields, not the output ones.
+        if self.request is not None and self.request.method == "POST":
+            return BookingCreateInputSerializer
+        return BookingOutputSerializer
 
 
 class BookingDetailApi(APIView):

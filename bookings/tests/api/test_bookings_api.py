@@ -150,3 +150,19 @@ def test_post_bookings_is_throttled_with_the_bookings_scope(api, departure, monk
     assert "Retry-After" in responses[2].headers
     assert listing.status_code == 200  # reads are not throttled
     assert Booking.objects.count() == 2
+
+
+def test_browsable_api_renders_the_bookings_page_with_a_booking_form_for_a_logged_in_user(
+    client, customer, departure
+) -> None:
+    # given
+    client.force_login(customer)
+
+    # when
+    response = client.get(BOOKINGS, HTTP_ACCEPT="text/html")
+
+    # then
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'name="departure_id"' in html and 'name="tier"' in html
+    assert 'name="total_price"' not in html
