@@ -10,6 +10,8 @@ app = Celery("tourapp")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+CORRELATION_HEADER = "tourapp_correlation_id"
+
 
 @signals.before_task_publish.connect
 def _propagate_correlation_id(headers=None, **_kwargs):
@@ -18,13 +20,21 @@ def _propagate_correlation_id(headers=None, **_kwargs):
     cid = get_correlation_id()
     if headers is not None and cid and "correlation_id" not in headers:
         headers["correlation_id"] = cid
+    # In the worker, request.correlation_id is the AMQP property (= the task id), which hides the
+    # header above; our own header name survives.
+    if headers is not None and cid:
+        headers.setdefault(CORRELATION_HEADER, cid)
 
 
 @signals.task_prerun.connect
 def _enter_correlation_scope(task=None, **_kwargs):
     from tourapp.correlation import correlation_scope
 
-    cid = getattr(task.request, "correlation_id", None) if task else None
+    cid = (
+        (getattr(task.request, CORRELATION_HEADER, None) or getattr(task.request, "correlation_id", None))
+        if task
+        else None
+    )
     scope = correlation_scope(cid, task=task.name if task else None)
     scope.__enter__()
     task.request._tourapp_scope = scope

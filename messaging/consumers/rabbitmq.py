@@ -114,6 +114,18 @@ def topology_declare(channel: Any, handlers: Sequence[Handler]) -> None:
             queue(channel).declare()
 
 
+def rabbitmq_topology_setup(*, handler_names: Sequence[str] | None = None) -> list[str]:
+    """Declare the topology for the selected (default: routed) handlers; returns the main queue names.
+
+    The worker does this when it starts; call it before publishing when no consumer has run yet
+    (a topic exchange drops messages that match no queue).
+    """
+    handlers = _selected_handlers(handler_names)
+    with events_connection() as connection:
+        topology_declare(connection.default_channel, handlers)
+    return [queue_name_for(handler.name) for handler in handlers]
+
+
 class _Republisher:
     """A separate, confirmed publishing connection for retry / DLQ copies and re-drives."""
 
