@@ -108,7 +108,7 @@ def kafka_produce(topic: str, messages: list[tuple[bytes | dict[str, Any], dict[
         producer.close(timeout=5)
 
 
-def test_database_url() -> str:
+def subprocess_database_url() -> str:
     """The test database as a DATABASE_URL, for subprocesses (worker, command) of a transactional test."""
     db = settings.DATABASES["default"]
     host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432

@@ -27,7 +27,7 @@ from messaging.tests.consumer_support import (
     foreign_payload,
     kafka_produce,
     kafka_read_all,
-    test_database_url,
+    subprocess_database_url,
     wait_until,
     wire_headers,
 )
@@ -138,7 +138,7 @@ def test_run_kafka_consumer_command_finishes_commits_and_exits_on_sigterm(fresh_
     departure = DepartureFactory(capacity=40)
     env = {
         **os.environ,
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": subprocess_database_url(),
         "KAFKA_DLQ_TOPIC": settings.KAFKA_DLQ_TOPIC,
         "KAFKA_PROGRESS_LOG_SECONDS": "0.5",
         "LOG_FORMAT": "json",

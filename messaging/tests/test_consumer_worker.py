@@ -20,7 +20,7 @@ from messaging.tests.consumer_support import (
     _amqp_env_fixture,  # noqa: F401 - fixture "amqp_env"
     amqp_publish,
     booking_payload,
-    test_database_url,
+    subprocess_database_url,
     wait_until,
     wire_headers,
 )
@@ -45,7 +45,7 @@ def worker(amqp_env, tmp_path):
     log_path = tmp_path / "worker.log"
     env = {
         **os.environ,
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": subprocess_database_url(),
         "EVENTS_EXCHANGE": settings.EVENTS_EXCHANGE,
         "EVENTS_QUEUE_PREFIX": settings.EVENTS_QUEUE_PREFIX,
         "EVENTS_RETRY_DELAYS": "0.05,0.1",
