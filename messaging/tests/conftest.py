@@ -75,14 +75,19 @@ def _relay_clean_state(settings) -> Iterator[None]:
 class AmqpReader:
     """A fresh exclusive queue bound to the events exchange (declared before anything is published)."""
 
-    def __init__(self, *, exchange: str, pattern: str = "#"):
+    def __init__(self, *, exchange: str, pattern: str = "#", durable: bool = False):
+        self.queue = f"relay-test-{uuid.uuid4().hex[:8]}"
+        self.reopen()
+        events_exchange(exchange)(self.channel).declare()
+        # durable survives a broker stop (fault tests); exclusive dies with this connection.
+        self.channel.queue_declare(self.queue, exclusive=not durable, auto_delete=False, durable=durable)
+        self.channel.queue_bind(self.queue, exchange, pattern)
+
+    def reopen(self) -> None:
+        """A new connection: a fresh consumer after a broker restart."""
         self.conn = events_connection()
         self.conn.ensure_connection(max_retries=3)
         self.channel = self.conn.channel()
-        self.queue = f"relay-test-{uuid.uuid4().hex[:8]}"
-        events_exchange(exchange)(self.channel).declare()
-        self.channel.queue_declare(self.queue, exclusive=True, auto_delete=False, durable=False)
-        self.channel.queue_bind(self.queue, exchange, pattern)
 
     def read(self, *, count: int, timeout: float = 20.0, settle: float = 0.3) -> list[Received]:
         """Messages until ``count`` arrived (plus ``settle`` s to catch duplicates) or the deadline."""
@@ -122,8 +127,8 @@ class AmqpReader:
 def amqp_reader() -> Iterator[Callable[..., AmqpReader]]:
     readers: list[AmqpReader] = []
 
-    def make(exchange: str | None = None, pattern: str = "#") -> AmqpReader:
-        reader = AmqpReader(exchange=exchange or settings.EVENTS_EXCHANGE, pattern=pattern)
+    def make(exchange: str | None = None, pattern: str = "#", durable: bool = False) -> AmqpReader:
+        reader = AmqpReader(exchange=exchange or settings.EVENTS_EXCHANGE, pattern=pattern, durable=durable)
         readers.append(reader)
         return reader
 
