@@ -305,6 +305,9 @@ PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 KAFKA_TOPIC_PARTITIONS = env.int("KAFKA_TOPIC_PARTITIONS", default=3)
 KAFKA_REPLICATION_FACTOR = env.int("KAFKA_REPLICATION_FACTOR", default=1)
 KAFKA_MIN_INSYNC_REPLICAS = env.int("KAFKA_MIN_INSYNC_REPLICAS", default=1)
+# Celery's own task queue as a quorum queue on a RabbitMQ cluster ("classic" or "quorum"; Celery
+# then turns off global QoS itself). Changing it needs the old queue deleted first (see runbook).
+CELERY_TASK_DEFAULT_QUEUE_TYPE = env.str("CELERY_TASK_DEFAULT_QUEUE_TYPE", default="classic")
 # Development console lines also show extras (event_id, booking_id, ...) as key=value.
 LOGGING["formatters"]["console"] = {"()": "tourapp.logging.ConsoleFormatter"}
 # Django's DEFAULT_LOGGING gives "django" and "django.server" their own plain handlers in DEBUG:
