@@ -84,3 +84,9 @@ def seats_left_by_departure(*, departure_ids: Sequence[int]) -> dict[int, int]:
             "departure_id", "capacity", "seats_booked"
         )
     }
+
+
+def seats_left_by_tours(*, tour_ids: Sequence[int]) -> dict[int, int]:
+    """Projected seats left per departure id, for every departure of these tours (one query)."""
+    rows = DepartureAvailability.objects.filter(tour_id__in=tour_ids).only("departure_id", "capacity", "seats_booked")
+    return {row.departure_id: row.seats_left for row in rows}

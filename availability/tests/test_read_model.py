@@ -44,6 +44,23 @@ def test_booked_adds_and_cancelled_removes_seats_with_capacity_read_from_the_dep
 
 
 @pytest.mark.django_db
+def test_the_tours_api_serves_the_projected_seats_left_in_one_query(django_assert_max_num_queries) -> None:
+    from rest_framework.test import APIClient
+
+    # given: two tours, one departure with events applied
+    departure, other = DepartureFactory(capacity=10), DepartureFactory(capacity=5)
+    departure_availability_apply(events=[_event(departureId=departure.pk, seats=4)])
+    # when
+    with django_assert_max_num_queries(4):
+        listing = APIClient().get("/api/tours/").json()
+    detail = APIClient().get(f"/api/tours/{departure.tour_id}/").json()
+    # then
+    projected = {d["id"]: d["seats_left_projected"] for t in listing["results"] for d in t["departures"]}
+    assert projected == {departure.pk: 6, other.pk: None}
+    assert detail["departures"][0]["seats_left_projected"] == 6
+
+
+@pytest.mark.django_db
 def test_an_event_for_an_unknown_departure_is_refused() -> None:
     with pytest.raises(UnknownDeparture):
         departure_availability_apply(events=[_event(departureId=987654321, seats=1)])

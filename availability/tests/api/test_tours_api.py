@@ -28,6 +28,7 @@ def test_tours_list_is_public_and_shows_seats_left_per_departure() -> None:
             "starts_at": departure.starts_at.isoformat().replace("+00:00", "Z"),
             "capacity": 20,
             "seats_left": 13,
+            "seats_left_projected": None,  # no event applied to the read model yet
         }
     ]
 
