@@ -25,7 +25,7 @@ from notifications.messages import render_email, render_sms, render_summary
 from notifications.models import Notification, NotificationPreference
 from notifications.pii import mask_email, mask_phone
 from notifications.sms import TransientSmsError, sms_backend
-from tourapp.correlation import correlation_scope
+from tourapp.correlation import correlation_scope, get_correlation_id
 from tourapp.metrics import END_TO_END_LATENCY
 
 logger = logging.getLogger(__name__)
@@ -94,12 +94,24 @@ def notifications_create_for_events(*, events: Sequence[Event]) -> list[int]:
 
 
 def notifications_dispatch(*, pending: Sequence[tuple[int, str, object, str]]) -> None:
-    """Hand each send to Celery, under the event's correlation id (it travels in the task headers)."""
-    from notifications.tasks import notification_send_task
+    """Hand the sends to Celery: one task per event (its correlation id in the task headers), or,
+    for a big batch (a Kafka poll), chunks of ``NOTIFICATION_DISPATCH_CHUNK`` ids per task so the
+    dispatch does not cost one broker round trip per notification.
+    """
+    from notifications.tasks import notification_send_batch_task
 
+    by_event: dict[tuple[str, object, str], list[int]] = {}
     for pk, correlation_id, event_id, booking_id in pending:
-        with correlation_scope(correlation_id or None, event_id=event_id, booking_id=booking_id):
-            notification_send_task.delay(pk)
+        by_event.setdefault((correlation_id, event_id, booking_id), []).append(pk)
+    chunk = settings.NOTIFICATION_DISPATCH_CHUNK
+    if len(by_event) <= 2:
+        for (correlation_id, event_id, booking_id), ids in by_event.items():
+            with correlation_scope(correlation_id or None, event_id=event_id, booking_id=booking_id):
+                notification_send_batch_task.delay(ids)
+        return
+    ids = [pk for pk, *_ in pending]
+    for start in range(0, len(ids), chunk):
+        notification_send_batch_task.delay(ids[start : start + chunk])
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -132,40 +144,50 @@ def notification_send(*, notification_id: int, final_attempt: bool) -> SendOutco
         notification = Notification.objects.select_for_update().filter(pk=notification_id).first()
         if notification is None or notification.status != Notification.Status.PENDING:
             return "skipped"
-        notification.attempts += 1
-        outcome: SendOutcome
-        try:
-            _deliver(notification)
-        except Exception as exc:
-            notification.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-            if _is_transient(exc) and not final_attempt:
-                outcome = "retry"
-            else:
-                outcome = "failed"
-                notification.status = Notification.Status.FAILED
-            logger.warning(
-                "%s notification %s to %s: %s",
-                "retrying" if outcome == "retry" else "giving up on",
-                notification.pk,
-                notification.recipient_masked,
-                notification.last_error,
-            )
-        else:
-            outcome = "sent"
-            notification.status = Notification.Status.SENT
-            notification.sent_at = timezone.now()
-            notification.last_error = ""
-            notification.summary = render_summary(
-                event_type=notification.event_type,
-                channel=notification.channel,
-                recipient_masked=notification.recipient_masked,
-                context=notification.context,
-                language=notification.language,
-            )
-            logger.info(notification.summary, extra={"notification_id": notification.pk})
-        notification.save(update_fields=["status", "attempts", "last_error", "sent_at", "summary", "updated_at"])
+        with correlation_scope(
+            notification.correlation_id or get_correlation_id(),
+            event_id=notification.event_id,
+            booking_id=notification.booking_id,
+        ):
+            outcome = _send_locked(notification, final_attempt=final_attempt)
     if outcome == "sent":
         _observe_latency(notification)
+    return outcome
+
+
+def _send_locked(notification: Notification, *, final_attempt: bool) -> SendOutcome:
+    notification.attempts += 1
+    outcome: SendOutcome
+    try:
+        _deliver(notification)
+    except Exception as exc:
+        notification.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+        if _is_transient(exc) and not final_attempt:
+            outcome = "retry"
+        else:
+            outcome = "failed"
+            notification.status = Notification.Status.FAILED
+        logger.warning(
+            "%s notification %s to %s: %s",
+            "retrying" if outcome == "retry" else "giving up on",
+            notification.pk,
+            notification.recipient_masked,
+            notification.last_error,
+        )
+    else:
+        outcome = "sent"
+        notification.status = Notification.Status.SENT
+        notification.sent_at = timezone.now()
+        notification.last_error = ""
+        notification.summary = render_summary(
+            event_type=notification.event_type,
+            channel=notification.channel,
+            recipient_masked=notification.recipient_masked,
+            context=notification.context,
+            language=notification.language,
+        )
+        logger.info(notification.summary, extra={"notification_id": notification.pk})
+    notification.save(update_fields=["status", "attempts", "last_error", "sent_at", "summary", "updated_at"])
     return outcome
 
 

@@ -30,6 +30,22 @@ def notification_send_task(self, notification_id: int) -> str:  # type: ignore[n
     return outcome
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def notification_send_batch_task(notification_ids: list[int]) -> dict[str, int]:
+    """Send several notifications (one event's, or a chunk of a Kafka batch); idempotent per row.
+
+    A transient failure is handed to ``notification_send_task`` with a backoff, so one slow
+    recipient never holds back or repeats the others.
+    """
+    outcomes: dict[str, int] = {}
+    for notification_id in notification_ids:
+        outcome = notification_send(notification_id=notification_id, final_attempt=False)
+        if outcome == "retry":
+            notification_send_task.apply_async(args=[notification_id], countdown=retry_countdown(0))
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
+
+
 @shared_task(acks_late=True)
 def notification_sweep_task() -> int:
     return notifications_sweep(older_than=timedelta(seconds=settings.NOTIFICATION_SWEEP_AFTER_SECONDS))

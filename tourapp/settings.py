@@ -197,6 +197,8 @@ NOTIFICATION_MAX_RETRIES = env.int("NOTIFICATION_MAX_RETRIES", default=5)
 NOTIFICATION_RETRY_BACKOFF_MAX_SECONDS = env.int("NOTIFICATION_RETRY_BACKOFF_MAX_SECONDS", default=300)
 # Pending notifications older than this are re-dispatched by the beat sweep (lost task safety net).
 NOTIFICATION_SWEEP_AFTER_SECONDS = env.int("NOTIFICATION_SWEEP_AFTER_SECONDS", default=600)
+# Notifications per Celery task when a Kafka batch dispatches many at once.
+NOTIFICATION_DISPATCH_CHUNK = env.int("NOTIFICATION_DISPATCH_CHUNK", default=100)
 CELERY_BEAT_SCHEDULE["notifications-sweep"] = {
     "task": "notifications.tasks.notification_sweep_task",
     "schedule": timedelta(seconds=60),
