@@ -8,6 +8,7 @@ and visible to the processes. On a failed test the tail of every process log is 
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,9 +34,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 
 @pytest.fixture(scope="module")
-def system(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    """web + worker + beat + kafka consumer, shared by the tests of one module."""
-    log_dir: Path = tmp_path_factory.mktemp("e2e-logs")
+def system(django_db_setup: None) -> Iterator[System]:
+    """web + worker + beat + kafka consumer, shared by the tests of one module.
+
+    Logs go to a directory of their own under /tmp (pytest's tmp dirs are rotated by every run on
+    the machine); its path is printed with the log tails of a failed test.
+    """
+    log_dir = Path(tempfile.mkdtemp(prefix="tourapp-e2e-"))
     started = System(database_url=_database_url(), log_dir=log_dir)
     with started:
         yield started

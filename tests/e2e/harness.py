@@ -41,6 +41,9 @@ FAST_RECOVERY_ENV = {
     "OUTBOX_BACKOFF_BASE_SECONDS": "0.2",
     "OUTBOX_BACKOFF_MAX_SECONDS": "2",
     "OUTBOX_MAX_ATTEMPTS": "1000",
+    "OUTBOX_CLAIM_LEASE_SECONDS": "20",
+    "OUTBOX_UNAVAILABLE_BACKOFF_MAX_SECONDS": "5",
+    "NOTIFICATION_SWEEP_AFTER_SECONDS": "30",
     # Bursts come from a handful of test users; throttling and the seat cap are tested in tests/security.
     "BOOKING_THROTTLE_RATE": "100000/min",
     "BOOKING_MAX_SEATS_PER_USER_PER_DEPARTURE": "100000",
