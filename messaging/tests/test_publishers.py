@@ -1,0 +1,88 @@
+"""Publishers on the real brokers: connection reuse and recovery, per-message failures."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import transaction
+
+from messaging.events import TOUR_BOOKED
+from messaging.models import OutboxDelivery
+from messaging.publishers import AmqpPublisher, OutboundMessage
+from messaging.relay import outbox_relay_batch
+from messaging.services import outbox_event_record
+from messaging.tests.conftest import KAFKA, fake_booking_ids, record_booking_events
+
+
+def _message(n: int) -> OutboundMessage:
+    return OutboundMessage(
+        delivery_id=n,
+        event_id=f"00000000-0000-0000-0000-{n:012d}",
+        event_type=TOUR_BOOKED,
+        routing_key="tour.booked.standard",
+        message_key=str(n),
+        body=b'{"bookingId": "%d", "eventType": "tour.booked"}' % n,
+        headers={"eventType": TOUR_BOOKED},
+        correlation_id="c",
+    )
+
+
+def test_amqp_publisher_confirms_a_batch_and_reuses_its_connection(amqp_reader):
+    # given a queue bound to the exchange and a publisher
+    reader = amqp_reader()
+    publisher = AmqpPublisher()
+    try:
+        # when two batches are published
+        first = publisher.publish([_message(n) for n in range(1, 51)])
+        connection = publisher._conn
+        second = publisher.publish([_message(n) for n in range(51, 101)])
+
+        # then every message is confirmed, over one connection
+        assert sorted(first.delivered) == list(range(1, 51)) and not first.failed
+        assert sorted(second.delivered) == list(range(51, 101)) and not second.failed
+        assert publisher._conn is connection
+        assert len(reader.read(count=100)) == 100
+    finally:
+        publisher.close()
+
+
+def test_amqp_publisher_reconnects_when_its_idle_connection_was_dropped(amqp_reader):
+    # given a publisher whose connection the broker side has closed since the last batch
+    reader = amqp_reader()
+    publisher = AmqpPublisher()
+    try:
+        publisher.publish([_message(1)])
+        publisher._conn.connection.transport.sock.close()
+
+        # when the next batch is published
+        outcome = publisher.publish([_message(2), _message(3)])
+
+        # then it went out on a fresh connection, not reported as an outage
+        assert outcome.unavailable is None
+        assert sorted(outcome.delivered) == [2, 3]
+        assert [m.event_id for m in reader.read(count=3)][-2:] == [_message(2).event_id, _message(3).event_id]
+    finally:
+        publisher.close()
+
+
+@pytest.mark.django_db
+def test_kafka_refusing_one_oversized_message_fails_only_that_delivery(kafka_topic):
+    # given a normal event and one larger than the producer's max request size
+    (normal,) = record_booking_events(fake_booking_ids(1))
+    with transaction.atomic():
+        huge = outbox_event_record(
+            aggregate_type="booking",
+            aggregate_id=fake_booking_ids(1)[0],
+            event_type=TOUR_BOOKED,
+            routing_key="tour.booked.standard",
+            payload={"padding": "x" * (5 * 1024 * 1024)},
+        )
+
+    # when the Kafka batch runs
+    result = outbox_relay_batch(destination=KAFKA)
+
+    # then the normal one is delivered; the huge one counts a failed attempt with the reason
+    assert (result.delivered, result.failed, result.unavailable) == (1, 1, False)
+    assert OutboxDelivery.objects.get(event=normal, destination=KAFKA).state == "delivered"
+    failed = OutboxDelivery.objects.get(event=huge, destination=KAFKA)
+    assert (failed.state, failed.attempts) == ("pending", 1)
+    assert "MessageSizeTooLarge" in failed.last_error
