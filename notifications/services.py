@@ -9,6 +9,7 @@ sends again on redelivery (``acks_late`` + ``task_reject_on_worker_lost``).
 
 from __future__ import annotations
 
+import json
 import logging
 import smtplib
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from messaging.envelope import Event
+from messaging.inbox import server_side_cursor
 from notifications.messages import render_email, render_sms, render_summary
 from notifications.models import Notification, NotificationPreference
 from notifications.pii import mask_email, mask_phone
@@ -43,54 +45,68 @@ def _languages_by_user(user_ids: set[int]) -> dict[int, str]:
 def notifications_create_for_events(*, events: Sequence[Event]) -> list[int]:
     """Create the email (and SMS when a phone is known) records; dispatch their sends on commit.
 
-    Must run inside the caller's transaction (the inbox's). Returns the ids dispatched.
+    Must run inside the caller's transaction (the inbox's). Returns the ids of the rows created
+    (a row that already exists for the same event and channel is left alone: the unique
+    constraint makes a replay with purged inbox rows harmless).
     """
     languages = _languages_by_user({e.user_id for e in events if e.user_id is not None})
-    rows: list[Notification] = []
+    rows: list[tuple[Event, str, str, str, str, str]] = []  # event, channel, to, masked, language, context
     for event in events:
-        context = {
-            "tour_name": event.tour_name,
-            "total_price": f"{event.total_price:.2f}" if event.total_price is not None else "",
-            "currency": event.currency or DEFAULT_CURRENCY,
-            "seats": event.seats,
-            "tier": event.tier,
-            "occurred_at": event.occurred_at,
-        }
-        common = {
-            "dedup_key": event.dedup_key,
-            "event_id": event.event_id,
-            "event_type": event.event_type,
-            "booking_id": event.booking_id,
-            "correlation_id": event.correlation_id,
-            "language": languages.get(event.user_id or 0, settings.LANGUAGE_CODE),
-            "context": context,
-        }
+        context = json.dumps(
+            {
+                "tour_name": event.tour_name,
+                "total_price": f"{event.total_price:.2f}" if event.total_price is not None else "",
+                "currency": event.currency or DEFAULT_CURRENCY,
+                "seats": event.seats,
+                "tier": event.tier,
+                "occurred_at": event.occurred_at,
+            }
+        )
+        language = languages.get(event.user_id or 0, settings.LANGUAGE_CODE)
         rows.append(
-            Notification(
-                channel=Notification.Channel.EMAIL,
-                recipient=event.user_email,
-                recipient_masked=mask_email(event.user_email),
-                **common,
-            )
+            (event, Notification.Channel.EMAIL, event.user_email, mask_email(event.user_email), language, context)
         )
         if event.phone:
-            rows.append(
-                Notification(
-                    channel=Notification.Channel.SMS,
-                    recipient=event.phone,
-                    recipient_masked=mask_phone(event.phone),
-                    **common,
-                )
-            )
-    Notification.objects.bulk_create(rows, ignore_conflicts=True)
-    # Existing pending rows are dispatched again too: sending is idempotent, and it heals a lost task.
-    pending = list(
-        Notification.objects.filter(
-            dedup_key__in=[e.dedup_key for e in events], status=Notification.Status.PENDING
-        ).values_list("pk", "correlation_id", "event_id", "booking_id")
-    )
+            rows.append((event, Notification.Channel.SMS, event.phone, mask_phone(event.phone), language, context))
+    created = _insert_notifications(rows)
+    pending = [(pk, event.correlation_id, event.event_id, event.booking_id) for pk, event in created]
     transaction.on_commit(lambda: notifications_dispatch(pending=pending))
     return [pk for pk, *_ in pending]
+
+
+def _insert_notifications(rows: list[tuple[Event, str, str, str, str, str]]) -> list[tuple[int, Event]]:
+    """One ``INSERT .. SELECT FROM unnest(..) ON CONFLICT DO NOTHING RETURNING``: a Kafka batch of
+    500 events is one statement, and only the rows really created come back."""
+    if not rows:
+        return []
+    table = Notification._meta.db_table
+    now = timezone.now()
+    sql = (
+        f"INSERT INTO {table} (dedup_key, event_id, event_type, booking_id, correlation_id, channel, recipient, "  # noqa: S608 - table name from model meta, values are parameters
+        "recipient_masked, language, context, status, attempts, last_error, summary, created_at, updated_at) "
+        "SELECT dk, eid, et, bid, cid, ch, rc, rm, lang, ctx::jsonb, %s, 0, '', '', %s, %s "
+        "FROM unnest(%s::text[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+        "%s::text[], %s::text[], %s::text[]) AS t(dk, eid, et, bid, cid, ch, rc, rm, lang, ctx) "
+        "ON CONFLICT (dedup_key, channel) DO NOTHING RETURNING id, dedup_key, channel"
+    )
+    columns = list(
+        zip(*[(e.dedup_key, e.event_id, e.event_type, e.booking_id, e.correlation_id) for e, *_ in rows], strict=True)
+    )
+    params = [
+        Notification.Status.PENDING,
+        now,
+        now,
+        *[list(column) for column in columns],
+        [channel for _, channel, *_ in rows],
+        [to for _, _, to, *_ in rows],
+        [masked for _, _, _, masked, *_ in rows],
+        [language for *_, language, _ in rows],
+        [context for *_, context in rows],
+    ]
+    by_key = {(event.dedup_key, channel): event for event, channel, *_ in rows}
+    with server_side_cursor() as cursor:
+        cursor.execute(sql, params)
+        return sorted((pk, by_key[(key, channel)]) for pk, key, channel in cursor.fetchall())
 
 
 def notifications_dispatch(*, pending: Sequence[tuple[int, str, object, str]]) -> None:

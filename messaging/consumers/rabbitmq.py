@@ -345,7 +345,8 @@ def rabbitmq_consume(
                     break
         finally:
             for kombu_consumer in kombu_consumers:
-                kombu_consumer.cancel()
+                with contextlib.suppress(Exception):  # the connection may be gone already
+                    kombu_consumer.cancel()
             consumer.close()
     return consumer.handled
 
