@@ -156,3 +156,18 @@ def test_rabbitmq_consumer_dead_letters_after_the_bounded_retries(amqp_env, flak
     assert json.loads(dead.body)["eventId"] == payload["eventId"]
     row = DeadLetter.objects.get()
     assert (row.handler, row.event_id, row.correlation_id) == ("flaky", payload["eventId"], "cid-flaky")
+
+
+def test_quorum_queues_get_explicit_arguments_and_the_retry_ladder_still_works(amqp_env, flaky, settings) -> None:
+    # given: quorum queues (RabbitMQ 3.x and 4.x alike: delivery limit and dead-letter strategy explicit)
+    settings.EVENTS_QUORUM_QUEUES = True
+    handler = flaky(failures=1)
+    rabbitmq_topology_setup()
+    payload = booking_payload()
+    amqp_publish([(payload, wire_headers(payload))])
+    # when
+    handled = rabbitmq_consume(max_messages=2, idle_timeout=2)
+    # then: declared as quorum with the same arguments every time (a re-declare would fail otherwise)
+    assert handled == 2
+    assert handler.applied == [payload["eventId"]]
+    assert rabbitmq_topology_setup() == [queue_name_for("flaky")]

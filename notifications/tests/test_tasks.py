@@ -46,3 +46,24 @@ def test_the_task_asks_celery_to_retry_a_transient_failure(settings, django_capt
 def test_the_task_is_acks_late_and_rejects_on_worker_loss() -> None:
     assert notification_send_task.acks_late is True
     assert notification_send_task.reject_on_worker_lost is True
+
+
+def test_the_sweep_redispatches_only_stale_pending_notifications(settings, monkeypatch) -> None:
+    # given: one stale pending notification, one fresh
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from notifications import services
+
+    with_ids = notifications_create_for_events(events=[event_parse(body=json.dumps(booking_payload(phone=None)))])
+    fresh_ids = notifications_create_for_events(events=[event_parse(body=json.dumps(booking_payload(phone=None)))])
+    Notification.objects.filter(pk__in=with_ids).update(updated_at=timezone.now() - timedelta(hours=1))
+    dispatched: list = []
+    monkeypatch.setattr(services, "notifications_dispatch", lambda *, pending: dispatched.extend(pending))
+    # when
+    count = services.notifications_sweep(older_than=timedelta(minutes=10))
+    # then
+    assert count == 1
+    assert [row[0] for row in dispatched] == with_ids
+    assert fresh_ids[0] not in [row[0] for row in dispatched]
