@@ -179,7 +179,10 @@ def test_poison_and_foreign_messages_on_both_transports_are_dead_lettered_or_han
     # when valid bookings are made around bad and foreign messages sent on both transports
     valid = [
         system.request(
-            "POST", "/api/bookings/", token=token, body={"departure_id": departure_id, "seats": 1, "tier": "standard"}
+            "POST",
+            "/api/bookings/",
+            token=token,
+            body={"departure_id": departure_id, "seats": 1, "tier": "standard", "contact_phone": "+33600000002"},
         )
     ]
     with events_connection(transport_options={"confirm_publish": True}) as conn:
@@ -208,7 +211,10 @@ def test_poison_and_foreign_messages_on_both_transports_are_dead_lettered_or_han
     kafka.close()
     valid.append(
         system.request(
-            "POST", "/api/bookings/", token=token, body={"departure_id": departure_id, "seats": 1, "tier": "premium"}
+            "POST",
+            "/api/bookings/",
+            token=token,
+            body={"departure_id": departure_id, "seats": 1, "tier": "premium", "contact_phone": "+33600000003"},
         )
     )
     assert [r.status for r in valid] == [201, 201]
