@@ -53,12 +53,34 @@ class PublishOutcome:
 
 
 class Publisher(Protocol):
+    """``publish`` = ``complete(begin(...))``. ``begin`` hands a batch to the broker client and
+    returns a handle without waiting for the broker; ``complete`` waits for that batch's outcome.
+    The relay begins batch *n+1* before completing batch *n*, so the wire never idles between batches."""
+
     def publish(self, messages: list[OutboundMessage]) -> PublishOutcome: ...
+
+    def begin(self, messages: list[OutboundMessage]) -> object: ...
+
+    def complete(self, handle: object) -> PublishOutcome: ...
 
     def close(self) -> None: ...
 
 
-class AmqpPublisher:
+class _WaitsInBegin:
+    """For a publisher whose ``publish`` already pipelines a whole batch: ``begin`` does the work."""
+
+    def publish(self, messages: list[OutboundMessage]) -> PublishOutcome:
+        raise NotImplementedError
+
+    def begin(self, messages: list[OutboundMessage]) -> object:
+        return self.publish(messages)
+
+    def complete(self, handle: object) -> PublishOutcome:
+        assert isinstance(handle, PublishOutcome)
+        return handle
+
+
+class AmqpPublisher(_WaitsInBegin):
     """RabbitMQ: persistent, ``mandatory`` messages with publisher confirms pipelined per batch.
 
     The whole batch is written, then confirms are collected (``basic.ack``/``basic.nack`` with
@@ -178,18 +200,28 @@ class AmqpPublisher:
         )
 
 
+@dataclass(slots=True)
+class _KafkaInFlight:
+    generation: int
+    futures: list = field(default_factory=list)  # (delivery id, FutureRecordMetadata)
+    outcome: PublishOutcome = field(default_factory=PublishOutcome)
+
+
 class KafkaPublisher:
     """Kafka: idempotent producer, ``acks=all``; a row is delivered only when its future succeeded.
 
     Idempotence in kafka-python 2.2 forces ``max_in_flight_requests_per_connection=1``, so records
-    of one key keep their order even across the producer's internal retries. Each batch is
-    flushed before its futures are read.
+    of one key keep their order even across the producer's internal retries. ``begin`` only appends
+    a batch to the producer's buffer; ``complete`` waits for that batch's futures, so the next
+    batch is already being sent meanwhile. When the broker is unreachable the producer is closed
+    (its buffer dropped); batches begun on it come back undecided and are retried later.
     """
 
-    def __init__(self, *, topic: str | None = None, flush_timeout: float = 20.0):
+    def __init__(self, *, topic: str | None = None, complete_timeout: float = 20.0):
         self.topic = topic or settings.KAFKA_TOPIC
-        self.flush_timeout = flush_timeout
+        self.complete_timeout = complete_timeout
         self._producer = None
+        self._generation = 0
 
     def _connect(self):
         from kafka import KafkaProducer
@@ -199,6 +231,7 @@ class KafkaPublisher:
 
     def close(self) -> None:
         producer, self._producer = self._producer, None
+        self._generation += 1
         if producer is not None:
             try:
                 # timeout=0 drops records still buffered: they are undecided and will be re-sent.
@@ -207,10 +240,12 @@ class KafkaPublisher:
                 logger.debug("kafka publisher: error while closing", exc_info=True)
 
     def publish(self, messages: list[OutboundMessage]) -> PublishOutcome:
+        return self.complete(self.begin(messages))
+
+    def begin(self, messages: list[OutboundMessage]) -> _KafkaInFlight:
         from kafka.errors import KafkaError
 
-        outcome = PublishOutcome()
-        futures = []
+        inflight = _KafkaInFlight(generation=self._generation)
         try:
             producer = self._producer or self._connect()
             for message in messages:
@@ -222,26 +257,46 @@ class KafkaPublisher:
                         headers=[(name, value.encode()) for name, value in message.headers.items()],
                     )
                 except KafkaError as exc:
-                    if getattr(exc, "retriable", False) or _is_timeout(exc):
+                    if _is_transient(exc):
                         raise
-                    outcome.failed[message.delivery_id] = f"kafka: {type(exc).__name__}: {exc}"
+                    inflight.outcome.failed[message.delivery_id] = f"kafka: {type(exc).__name__}: {exc}"
                     continue
-                futures.append((message.delivery_id, future))
-            producer.flush(timeout=self.flush_timeout)
+                inflight.futures.append((message.delivery_id, future))
         except (KafkaError, OSError, AssertionError) as exc:
-            outcome.unavailable = f"kafka unavailable: {type(exc).__name__}: {exc}"
-        for delivery_id, future in futures:
+            inflight.outcome.unavailable = f"kafka unavailable: {type(exc).__name__}: {exc}"
+        return inflight
+
+    def complete(self, handle: object) -> PublishOutcome:
+        assert isinstance(handle, _KafkaInFlight)
+        outcome = handle.outcome
+        current = handle.generation == self._generation
+        if current and outcome.unavailable is None:
+            deadline = time.monotonic() + self.complete_timeout
+            for _, future in handle.futures:
+                if not future.is_done:
+                    try:
+                        future.get(timeout=max(0.0, deadline - time.monotonic()))
+                    except Exception:  # classified below from the future itself; a wait timeout leaves it undone
+                        if not future.is_done:
+                            break
+        for delivery_id, future in handle.futures:
             if future.succeeded():
                 outcome.delivered.append(delivery_id)
-            elif future.failed():
+            elif not current or not future.is_done:
+                outcome.unavailable = outcome.unavailable or "kafka unavailable: no acknowledgement in time"
+            elif _is_transient(future.exception):
                 exc = future.exception
-                if getattr(exc, "retriable", False) or _is_timeout(exc):
-                    outcome.unavailable = outcome.unavailable or f"kafka unavailable: {type(exc).__name__}: {exc}"
-                else:
-                    outcome.failed[delivery_id] = f"kafka: {type(exc).__name__}: {exc}"
-        if outcome.unavailable:
+                outcome.unavailable = outcome.unavailable or f"kafka unavailable: {type(exc).__name__}: {exc}"
+            else:
+                exc = future.exception
+                outcome.failed[delivery_id] = f"kafka: {type(exc).__name__}: {exc}"
+        if outcome.unavailable and current:
             self.close()
         return outcome
+
+
+def _is_transient(exc: BaseException | None) -> bool:
+    return bool(getattr(exc, "retriable", False)) or _is_timeout(exc)
 
 
 def _is_timeout(exc: BaseException | None) -> bool:

@@ -341,12 +341,30 @@ def _claim_batch(*, destination: str, batch_size: int | None) -> _Claim:
     return _Claim(destination=destination, claimed=claimed, lease=lease, started=started)
 
 
-def _publish(claim: _Claim, publisher: Publisher) -> PublishOutcome:
+def _publisher_bug(claim: _Claim, exc: Exception) -> PublishOutcome:
+    # An unexpected publisher error must count attempts (and end in dead), not loop forever.
+    logger.exception("outbox: publisher raised", extra={"destination": claim.destination})
+    return PublishOutcome(failed={c.message.delivery_id: f"{type(exc).__name__}: {exc}" for c in claim.claimed})
+
+
+def _begin(claim: _Claim, publisher: Publisher) -> object:
     try:
-        return publisher.publish([c.message for c in claim.claimed])
-    except Exception as exc:  # broad on purpose: an unexpected publisher bug must count attempts, not loop forever
-        logger.exception("outbox: publisher raised", extra={"destination": claim.destination})
-        return PublishOutcome(failed={c.message.delivery_id: f"{type(exc).__name__}: {exc}" for c in claim.claimed})
+        return publisher.begin([c.message for c in claim.claimed])
+    except Exception as exc:  # broad on purpose: see _publisher_bug
+        return _publisher_bug(claim, exc)
+
+
+def _complete(claim: _Claim, handle: object, publisher: Publisher) -> PublishOutcome:
+    if isinstance(handle, PublishOutcome) and handle.failed and len(handle.failed) == len(claim.claimed):
+        return handle  # _begin already turned a publisher bug into failures
+    try:
+        return publisher.complete(handle)
+    except Exception as exc:  # broad on purpose: see _publisher_bug
+        return _publisher_bug(claim, exc)
+
+
+def _publish(claim: _Claim, publisher: Publisher) -> PublishOutcome:
+    return _complete(claim, _begin(claim, publisher), publisher)
 
 
 def _finish(claim: _Claim, outcome: PublishOutcome, *, released: bool = False) -> BatchResult:
@@ -468,34 +486,49 @@ def _close_thread_connection() -> None:
 
 
 def _drain_pipelined(drain: DrainResult, publisher: Publisher, batch_size: int | None, *, deadline: float) -> None:
+    """Three stages in flight: the helper thread claims batch n+1 (and records n-1) while batch n
+    is handed to the broker client and batch n-1's confirms are awaited."""
     destination = drain.destination
 
     def claim_next() -> _Claim:
         return _claim_batch(destination=destination, batch_size=batch_size)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"outbox-db-{destination}") as db:
+        recording: Future[BatchResult] | None = None
+
+        def record(claim: _Claim, outcome: PublishOutcome, *, released: bool = False) -> None:
+            nonlocal recording
+            if recording is not None:
+                _add(drain, recording.result())
+            recording = db.submit(_finish, claim, outcome, released=released)
+
         try:
             next_claim: Future[_Claim] | None = db.submit(claim_next)
-            recording: Future[BatchResult] | None = None
+            inflight: tuple[_Claim, object] | None = None
             while next_claim is not None:
                 claim = next_claim.result()
+                next_claim = None
                 if not claim.claimed:
                     break
-                more = time.monotonic() < deadline
-                next_claim = db.submit(claim_next) if more else None
-                outcome = _publish(claim, publisher)
-                if recording is not None:
-                    _add(drain, recording.result())
-                recording = db.submit(_finish, claim, outcome)
-                if outcome.unavailable and next_claim is not None:
-                    # Release the prefetched batch untouched: no attempt counted, due after the pause.
-                    prefetched = next_claim.result()
-                    next_claim = None
-                    if prefetched.claimed:
-                        _add(drain, recording.result())
-                        recording = db.submit(
-                            _finish, prefetched, PublishOutcome(unavailable=outcome.unavailable), released=True
-                        )
+                if time.monotonic() < deadline:
+                    next_claim = db.submit(claim_next)
+                handle = _begin(claim, publisher)
+                if inflight is not None:
+                    previous = _complete(*inflight, publisher)
+                    record(inflight[0], previous)
+                    inflight = None
+                    if previous.unavailable:
+                        # The broker is gone: this batch comes back undecided, the prefetched one is released.
+                        record(claim, _complete(claim, handle, publisher))
+                        break
+                inflight = (claim, handle)
+            if inflight is not None:
+                record(inflight[0], _complete(*inflight, publisher))
+            if next_claim is not None:
+                prefetched = next_claim.result()
+                if prefetched.claimed:
+                    released = PublishOutcome(unavailable="destination unavailable: batch released unsent")
+                    record(prefetched, released, released=True)
             if recording is not None:
                 _add(drain, recording.result())
         finally:

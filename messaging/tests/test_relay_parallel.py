@@ -32,8 +32,15 @@ class FlakyPublisher:
         self.random = random.Random(seed)
 
     def publish(self, messages: list[OutboundMessage]) -> PublishOutcome:
+        return self.complete(self.begin(messages))
+
+    def begin(self, messages: list[OutboundMessage]) -> object:
         refused = [m for m in messages if self.random.random() < 0.2]
-        outcome = self.inner.publish([m for m in messages if m not in refused])
+        return refused, self.inner.begin([m for m in messages if m not in refused])
+
+    def complete(self, handle: object) -> PublishOutcome:
+        refused, inner = handle
+        outcome = self.inner.complete(inner)
         outcome.failed.update({m.delivery_id: "injected failure" for m in refused})
         return outcome
 
