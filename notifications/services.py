@@ -70,7 +70,9 @@ def notifications_create_for_events(*, events: Sequence[Event]) -> list[int]:
             rows.append((event, Notification.Channel.SMS, event.phone, mask_phone(event.phone), language, context))
     created = _insert_notifications(rows)
     pending = [(pk, event.correlation_id, event.event_id, event.booking_id) for pk, event in created]
-    transaction.on_commit(lambda: notifications_dispatch(pending=pending))
+    # robust: the records are committed whatever happens to the dispatch; a failed dispatch (broker
+    # down) is logged and healed by the beat sweep, it must not make the consumer retry the event.
+    transaction.on_commit(lambda: notifications_dispatch(pending=pending), robust=True)
     return [pk for pk, *_ in pending]
 
 
