@@ -13,14 +13,16 @@ What it does (not part of CI; loopback only, bounded in count and time):
    bookings, so the last ones sell out: overbooking is tested too).
 3. Fires ``--bookings`` one-seat bookings from ``--clients`` threads. At 15/35/55/75% of the
    bookings it restarts RabbitMQ (stop, 5 s, start), restarts Kafka, SIGKILLs the worker and
-   restarts it, SIGKILLs the Kafka consumer and restarts it.
+   restarts it, SIGKILLs the Kafka consumer and restarts it — one fault at a time, so with a
+   short run the later faults happen after the last booking, while the backlog drains.
 4. Waits for the backlog to drain, then reports one JSON object (stdout and
    ``bench/out/soak-<time>.json``): bookings, delivered per destination, broker-side counts,
    notifications sent, ``lost`` / ``duplicates`` / ``overbooked`` (definitions in
    ``tests/e2e/figures.py``; all must be 0), end-to-end latency p50/p99 (booking ``created_at``
-   -> email notification ``sent_at``), peak outbox backlog, drain time (last booking answered ->
-   nothing pending) and the fault timeline; and a PNG plot of backlog and latency over time,
-   ``bench/out/soak-<time>.png``. The process logs stay in the directory printed at the end.
+   -> email notification ``sent_at``), peak outbox backlog, drain time (last booking answered and
+   last fault recovered -> nothing pending or missing) and the fault timeline; and a PNG plot of
+   backlog and latency over time, ``bench/out/soak-<time>.png``. The process logs stay in the
+   directory printed at the end.
 
 Exit status 0 when lost = duplicates = overbooked = 0, else 1.
 """
@@ -206,6 +208,9 @@ def main() -> int:
     import django
 
     django.setup()
+    import logging
+
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # the tap's reconnect chatter while Kafka restarts
     from django.db import close_old_connections
 
     from tests.e2e.figures import AmqpTap, KafkaTap, wait_for_drain
@@ -241,18 +246,22 @@ def main() -> int:
                 (0.55, "worker SIGKILL", lambda: kill_and_restart("worker")),
                 (0.75, "kafka consumer SIGKILL", lambda: kill_and_restart("kafka_consumer")),
             ]
-            fault_threads: list[threading.Thread] = []
-            lock = threading.Lock()
+            progress = {"n": 0, "done": False}
+
+            def run_faults() -> None:
+                """One fault at a time, each when its share of the bookings was answered (or all were)."""
+                for share, label, action in schedule:
+                    while progress["n"] < share * args.bookings and not progress["done"]:
+                        time.sleep(0.05)
+                    faults.append({"fault": label, "at": round(time.monotonic() - started, 2)})
+                    action()
+                    faults[-1]["recovered_at"] = round(time.monotonic() - started, 2)
 
             def on_progress(n: int) -> None:
-                with lock:
-                    while schedule and n >= schedule[0][0] * args.bookings:
-                        _, label, action = schedule.pop(0)
-                        faults.append({"fault": label, "at": round(time.monotonic() - started, 2)})
-                        thread = threading.Thread(target=action, name=label)
-                        thread.start()
-                        fault_threads.append(thread)
+                progress["n"] = n
 
+            fault_thread = threading.Thread(target=run_faults, name="faults")
+            fault_thread.start()
             burst = fire_bookings(
                 system.base_url,
                 tokens=tokens,
@@ -263,11 +272,12 @@ def main() -> int:
                 max_seconds=args.max_seconds,
             )
             fired = time.monotonic()
-            for thread in fault_threads:
-                thread.join()
+            progress["done"] = True
+            fault_thread.join()
+            recovered = time.monotonic()  # last booking answered and every fault recovered
             close_old_connections()
             figures = wait_for_drain(
-                "soak", departure_ids=departure_ids, since=fired, timeout=args.drain_timeout, amqp=amqp, kafka=kafka
+                "soak", departure_ids=departure_ids, since=recovered, timeout=args.drain_timeout, amqp=amqp, kafka=kafka
             )
             sampler.stopping.set()
             sampler.join()
@@ -281,9 +291,10 @@ def main() -> int:
     values = [latency for _, latency in latencies]
     elapsed = fired - started
     report = {
+        **json.loads(figures.json_line()),
         "bookings_requested": args.bookings,
         "clients": args.clients,
-        "http_statuses": burst.status_counts(),
+        "http_statuses": {str(k): v for k, v in burst.status_counts().items()},
         "booking_phase_seconds": round(elapsed, 1),
         "bookings_per_second": round(len(burst.responses) / elapsed, 1) if elapsed else None,
         "latency_ms_p50": round(_percentile(values, 0.50) * 1000, 1) if values else None,
@@ -292,7 +303,6 @@ def main() -> int:
         "faults": faults,
         "plot": str(OUT / f"soak-{stamp}.png"),
         "logs": str(log_dir),
-        **json.loads(figures.json_line()),
     }
     _plot(OUT / f"soak-{stamp}.png", sampler.samples, latencies, faults)
     (OUT / f"soak-{stamp}.json").write_text(json.dumps(report, indent=2, default=str))
