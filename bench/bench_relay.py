@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -325,13 +326,21 @@ class Topology:
         self.channel.queue_purge(self.queue)
 
     def delete(self) -> None:
+        """Best effort, each part on its own: a broker restarted by someone else must not leave the rest behind."""
         from django.conf import settings
 
-        self.channel.queue_delete(self.queue)
-        self.channel.exchange_delete(settings.EVENTS_EXCHANGE)
-        self.conn.release()
-        self.admin.delete_topics([settings.KAFKA_TOPIC])
-        self.admin.close()
+        from messaging.amqp import events_connection
+
+        with contextlib.suppress(Exception), events_connection() as conn:
+            channel = conn.channel()
+            channel.queue_delete(self.queue)
+            channel.exchange_delete(settings.EVENTS_EXCHANGE)
+        with contextlib.suppress(Exception):
+            self.conn.release()
+        with contextlib.suppress(Exception):
+            self.admin.delete_topics([settings.KAFKA_TOPIC])
+        with contextlib.suppress(Exception):
+            self.admin.close()
 
 
 def main() -> None:
@@ -339,6 +348,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--backlog", type=int, default=0, help="also time the drain of a backlog of this size")
     parser.add_argument("--batch-size", type=int, default=None, help="relay batch (default OUTBOX_BATCH_SIZE)")
+    parser.add_argument("--destinations", nargs="+", default=["rabbitmq", "kafka"], choices=["rabbitmq", "kafka"])
     parser.add_argument("--rounds", type=int, default=3, help="alternating raw/relay rounds; medians are reported")
     args = parser.parse_args()
 
@@ -371,7 +381,9 @@ def main() -> None:
         reset_outbox()
         report["prefill_seconds"] = round(prefill(args.events), 2)
         vacuum()
-        for destination, raw in (("rabbitmq", lambda m: raw_amqp(m, batch)), ("kafka", raw_kafka)):
+        raws = {"rabbitmq": lambda m: raw_amqp(m, batch), "kafka": raw_kafka}
+        for destination in args.destinations:
+            raw = raws[destination]
             messages = load_messages(destination)
             warm_up_relay_publisher(destination)
             raw_rates, relay_runs = [], []
@@ -393,8 +405,8 @@ def main() -> None:
                 "relay_rates_per_round": [r["rate_per_s"] for r in relay_runs],
                 "relay_over_raw": round(relay["rate_per_s"] / raw_rate, 3),
             }
-        report["rabbitmq"]["target_ratio"] = 0.8
-        report["kafka"]["target_ratio"] = 0.7
+        for destination, target in (("rabbitmq", 0.8), ("kafka", 0.7)):
+            report[destination]["target_ratio"] = target
         if args.backlog:
             reset_outbox()
             prefill(args.backlog)

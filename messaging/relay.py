@@ -51,6 +51,7 @@ import random
 import re
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -181,16 +182,18 @@ def outbox_publishers_close() -> None:
 
 
 # -- claim / record ---------------------------------------------------------------------------
-def _relaxed_commit(cursor) -> None:
-    """Neither relay transaction needs to wait for the WAL flush: if the database crashes and forgets
-    a claim, the row is simply due again; if it forgets a "delivered", the row is published again.
-    Both are the at-least-once the relay already promises, and the batch saves two fsyncs."""
-    cursor.execute("SET LOCAL synchronous_commit = off")
+def _relax_durability() -> None:
+    """For the pipelined drain's own connection (closed when the drain ends): commits do not wait
+    for the WAL flush. If the database crashes and forgets a claim, the row is simply due again; if
+    it forgets a "delivered", the row is published again. Both are the at-least-once the relay
+    already promises, and each batch saves two fsyncs."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit = off")
 
 
 def _claim(*, destination: str, limit: int, now: datetime, lease: datetime) -> list[ClaimedDelivery]:
-    with transaction.atomic(), connection.cursor() as cursor:
-        _relaxed_commit(cursor)
+    # One statement, so one round trip and atomic by itself: no explicit transaction needed.
+    with connection.cursor() as cursor:
         cursor.execute(_CLAIM_SQL, {"destination": destination, "now": now, "lease": lease, "limit": limit})
         rows = cursor.fetchall()
     claimed = [
@@ -256,33 +259,25 @@ def _record(
         next_ats.append(None if dead else now + timedelta(seconds=outbox_backoff_delay(attempts=tries)))
         errors.append(_bounded_error(outcome.failed[delivery_id]))
         result.dead += dead
-    with transaction.atomic(), connection.cursor() as cursor:
-        _relaxed_commit(cursor)
-        if delivered_ids:
-            cursor.execute(_RECORD_DELIVERED_SQL, {"ids": sorted(delivered_ids), "now": now, "lease": lease})
-        if ids:
-            cursor.execute(
-                _RECORD_FAILED_SQL,
-                {
-                    "ids": ids,
-                    "attempts": attempts,
-                    "states": states,
-                    "next_ats": next_ats,
-                    "errors": errors,
-                    "lease": lease,
-                },
-            )
-        if deferred_ids:
-            reason = outcome.unavailable or "undecided: no confirm from the broker"
-            cursor.execute(
+    statements: list[tuple[str, dict[str, object]]] = []
+    if delivered_ids:
+        statements.append((_RECORD_DELIVERED_SQL, {"ids": sorted(delivered_ids), "now": now, "lease": lease}))
+    if ids:
+        failed_params = {"ids": ids, "attempts": attempts, "states": states, "next_ats": next_ats, "errors": errors}
+        statements.append((_RECORD_FAILED_SQL, {**failed_params, "lease": lease}))
+    if deferred_ids:
+        reason = outcome.unavailable or "undecided: no confirm from the broker"
+        next_at = now + timedelta(seconds=pause_seconds * random.uniform(1.0, 1.3))
+        statements.append(
+            (
                 _RECORD_DEFERRED_SQL,
-                {
-                    "ids": deferred_ids,
-                    "next_at": now + timedelta(seconds=pause_seconds * random.uniform(1.0, 1.3)),
-                    "error": _bounded_error(reason),
-                    "lease": lease,
-                },
+                {"ids": deferred_ids, "next_at": next_at, "error": _bounded_error(reason), "lease": lease},
             )
+        )
+    # The usual batch (all delivered) is one statement, one round trip; mixed outcomes share a transaction.
+    with transaction.atomic() if len(statements) > 1 else nullcontext(), connection.cursor() as cursor:
+        for sql, params in statements:
+            cursor.execute(sql, params)
     result.delivered = len(delivered_ids)
     result.failed = len(failed)
     result.deferred = len(deferred_ids)
@@ -304,8 +299,14 @@ def outbox_destination_is_paused(*, destination: str) -> bool:
         return False
 
 
+# Destinations this process saw unavailable: only they need the shared pause cleared on success,
+# which keeps a cache round trip off every healthy batch.
+_seen_unavailable: set[str] = set()
+
+
 def _pause_destination(destination: str) -> float:
     base = settings.OUTBOX_UNAVAILABLE_BACKOFF_SECONDS
+    _seen_unavailable.add(destination)
     try:
         streak = int(cache.get(_streak_key(destination)) or 0)
         seconds = min(settings.OUTBOX_UNAVAILABLE_BACKOFF_MAX_SECONDS, base * 2**streak)
@@ -318,6 +319,7 @@ def _pause_destination(destination: str) -> float:
 
 def outbox_destination_resume(*, destination: str) -> None:
     """Forget a destination's pause and outage streak (it answered again, or an operator says so)."""
+    _seen_unavailable.discard(destination)
     try:
         cache.delete_many([_pause_key(destination), _streak_key(destination)])
     except Exception:  # broad on purpose: see outbox_destination_is_paused
@@ -376,7 +378,7 @@ def _finish(claim: _Claim, outcome: PublishOutcome, *, released: bool = False) -
     elif outcome.unavailable:
         result.unavailable = True
         pause_seconds = _pause_destination(claim.destination)
-    elif outcome.delivered:
+    elif outcome.delivered and claim.destination in _seen_unavailable:
         outbox_destination_resume(destination=claim.destination)
     _record(claimed=claim.claimed, outcome=outcome, lease=claim.lease, pause_seconds=pause_seconds, result=result)
     _observe(result, claim.started, outcome)
@@ -441,8 +443,8 @@ def outbox_relay_drain(
 ) -> DrainResult:
     """Run batches for one destination until nothing is due, the destination is unavailable, or the budget is spent.
 
-    Outside a transaction the batches are pipelined: a helper thread with its own database
-    connection claims batch *n+1* and records batch *n-1* while batch *n* is on the wire. Order is
+    Outside a transaction the batches are pipelined: helper threads with their own database
+    connections claim batch *n+1* and record batch *n-2* while batch *n* is on the wire. Order is
     unaffected: rows of batch *n* stay ``pending`` (leased) until recorded, so the claim of *n+1*
     cannot take a later event of the same aggregate. Inside a transaction (tests with a rolled
     back database) everything runs sequentially on the caller's connection.
@@ -486,24 +488,30 @@ def _close_thread_connection() -> None:
 
 
 def _drain_pipelined(drain: DrainResult, publisher: Publisher, batch_size: int | None, *, deadline: float) -> None:
-    """Three stages in flight: the helper thread claims batch n+1 (and records n-1) while batch n
-    is handed to the broker client and batch n-1's confirms are awaited."""
+    """Four stages in flight, each on its own thread and database connection where it needs one:
+    claim batch n+1 | hand batch n to the broker client | await batch n-1's confirms (caller) |
+    record batch n-2. Claims and records touch disjoint rows (records are fenced on their lease)."""
     destination = drain.destination
 
     def claim_next() -> _Claim:
         return _claim_batch(destination=destination, batch_size=batch_size)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"outbox-db-{destination}") as db:
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"outbox-claim-{destination}") as claims,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"outbox-record-{destination}") as records,
+    ):
         recording: Future[BatchResult] | None = None
 
         def record(claim: _Claim, outcome: PublishOutcome, *, released: bool = False) -> None:
             nonlocal recording
             if recording is not None:
                 _add(drain, recording.result())
-            recording = db.submit(_finish, claim, outcome, released=released)
+            recording = records.submit(_finish, claim, outcome, released=released)
 
         try:
-            next_claim: Future[_Claim] | None = db.submit(claim_next)
+            claims.submit(_relax_durability).result()
+            records.submit(_relax_durability).result()
+            next_claim: Future[_Claim] | None = claims.submit(claim_next)
             inflight: tuple[_Claim, object] | None = None
             while next_claim is not None:
                 claim = next_claim.result()
@@ -511,7 +519,7 @@ def _drain_pipelined(drain: DrainResult, publisher: Publisher, batch_size: int |
                 if not claim.claimed:
                     break
                 if time.monotonic() < deadline:
-                    next_claim = db.submit(claim_next)
+                    next_claim = claims.submit(claim_next)
                 handle = _begin(claim, publisher)
                 if inflight is not None:
                     previous = _complete(*inflight, publisher)
@@ -532,7 +540,8 @@ def _drain_pipelined(drain: DrainResult, publisher: Publisher, batch_size: int |
             if recording is not None:
                 _add(drain, recording.result())
         finally:
-            db.submit(_close_thread_connection).result()
+            claims.submit(_close_thread_connection).result()
+            records.submit(_close_thread_connection).result()
 
 
 def outbox_backlog_observe() -> None:
