@@ -33,7 +33,9 @@ ALLOWED_VALUES = {
     "s3cret-Passw0rd!",
     "dev-only-insecure-secret-key-do-not-use-in-production-000000",
 }
-ALLOWED_URL_CREDENTIALS = {("tourapp", "tourapp"), ("user", "password"), ("guest", "guest")}
+ALLOWED_URL_CREDENTIALS = {("tourapp", "tourapp"), ("guest", "guest")}
+# Placeholders in documentation (``amqp://u:p@host``, ``user:<password>@``): not secrets.
+PLACEHOLDER_PASSWORD = re.compile(r"(?i)^(?:.{1,3}|<[^>]*>|\*+|x+|password|pass|changeme|secret)$")
 
 
 def _tracked_text_files() -> list[Path]:
@@ -60,7 +62,9 @@ def _findings(path: Path) -> list[str]:
             if label == "password assignment" and (match.group(1) in ALLOWED_VALUES or "{" in match.group(1)):
                 continue
             if label == "credentials in URL" and (
-                (match.group(1), match.group(2)) in ALLOWED_URL_CREDENTIALS or "$" in match.group(0)
+                (match.group(1), match.group(2)) in ALLOWED_URL_CREDENTIALS
+                or PLACEHOLDER_PASSWORD.match(match.group(2))
+                or "$" in match.group(0)
             ):
                 continue
             line = text.count("\n", 0, match.start()) + 1
