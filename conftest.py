@@ -1,37 +1,13 @@
 """Suite-wide fixtures: the real services must answer, and each test session gets its own names.
 
-Names (exchange, topic, Redis prefix, queues) are unique per session so two test runs on one
-machine, or a test and `make run`, never consume each other's messages.
+Per-session names (exchange, topic, Redis prefix, queues) are set in ``tests/settings.py``.
 """
 
 from __future__ import annotations
 
-import os
 import socket
-import sys
-import uuid
 
 import pytest
-
-_SESSION = uuid.uuid4().hex[:8]
-os.environ.setdefault("TOURAPP_TESTING", "1")
-os.environ.setdefault("EVENTS_EXCHANGE", f"tour_events.test.{_SESSION}")
-os.environ.setdefault("EVENTS_QUEUE_PREFIX", f"test.{_SESSION}.")
-os.environ.setdefault("KAFKA_TOPIC", f"tour_events.test.{_SESSION}")
-os.environ.setdefault("KAFKA_CONSUMER_GROUP", f"tourapp.test.{_SESSION}")
-os.environ.setdefault("REDIS_KEY_PREFIX", f"tourapp.test.{_SESSION}")
-os.environ.setdefault("CELERY_TASK_DEFAULT_QUEUE", f"celery.test.{_SESSION}")
-os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
-
-if "tourapp.settings" in sys.modules:
-    # pytest-django reads settings before it imports this file: re-read them so the names above apply.
-    import importlib
-
-    from django.conf import settings as _django_settings
-    from django.utils.functional import empty
-
-    importlib.reload(sys.modules["tourapp.settings"])
-    _django_settings._wrapped = empty
 
 _SERVICES = {
     "PostgreSQL": ("127.0.0.1", 5432),

@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError
-from django.http import Http404
+from django.db import IntegrityError, InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -56,6 +57,16 @@ def _error(code: str, message: str, fields: dict[str, Any] | None, http_status: 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
         return _error(exc.code, exc.message, exc.fields, exc.http_status)
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database went away mid-request (failover, terminated connection): the transaction was
+        # rolled back, nothing was half-written, and the client may retry (with its Idempotency-Key).
+        return _error(
+            "service_unavailable",
+            "The database is temporarily unavailable; retry shortly.",
+            None,
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            {"Retry-After": "1"},
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -69,3 +80,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return _error("invalid", "The request has invalid fields.", fields, response.status_code)
     headers = {k: v for k, v in response.items() if k in ("WWW-Authenticate", "Retry-After", "Allow")}
     return _error(exc.default_code, str(exc.detail), None, response.status_code, headers)
+
+
+def not_found_handler(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """404 for URLs no view matched: the API's JSON error shape under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        body = {"error": {"code": "not_found", "message": "Not found."}}
+        return JsonResponse(body, status=status.HTTP_404_NOT_FOUND)
+    return page_not_found(request, exception)
