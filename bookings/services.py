@@ -18,6 +18,7 @@ Lock order: departure row first, then the booking row (see ``availability.select
 
 from __future__ import annotations
 
+import logging
 from decimal import ROUND_HALF_UP, Decimal
 from typing import NamedTuple
 
@@ -52,6 +53,9 @@ from tourapp.exceptions import Conflict, DomainError, NotFound, integrity_constr
 
 IDEMPOTENCY_CONSTRAINT = "booking_unique_idempotency_key_per_user"
 CENT = Decimal("0.01")
+
+
+logger = logging.getLogger(__name__)
 
 
 class InvalidBooking(DomainError):
@@ -204,12 +208,21 @@ def _booking_cancel(*, booking_id: int, owner: AbstractBaseUser | None) -> Booki
 
 
 def _record_event(*, booking: Booking, event_type: str, occurred_at) -> None:
-    outbox_event_record(
+    event = outbox_event_record(
         aggregate_type="booking",
         aggregate_id=str(booking.pk),
         event_type=event_type,
         routing_key=routing_key_for(event_type, booking.tier),
         payload=booking_event_payload(booking=booking, occurred_at=occurred_at),
+    )
+    # No PII here: ids only (email and phone travel in the event, never in logs).
+    logger.info(
+        "booking %s: %s recorded (%s seat(s), %s)",
+        booking.pk,
+        event_type,
+        booking.seats,
+        booking.tier,
+        extra={"booking_id": booking.pk, "event_id": str(event.event_id)},
     )
 
 

@@ -29,12 +29,12 @@ from typing import Any
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, NoBrokersAvailable
 from kafka.structs import OffsetAndMetadata
 
 from messaging.dead_letters import dead_letter_record
 from messaging.envelope import Event, InvalidMessage, event_parse
-from messaging.inbox import inbox_process
+from messaging.inbox import InboxResult, inbox_process
 from messaging.registry import TRANSPORT_KAFKA, Handler, handler_get, handlers_for_transport
 from tourapp.correlation import correlation_scope
 from tourapp.metrics import KAFKA_CONSUMER_LAG
@@ -132,14 +132,29 @@ class KafkaEventConsumer:
         self._done: dict[TopicPartition, int] = {}  # next offset to commit, per partition
         self._stopping = False
         self._producer: KafkaProducer | None = None
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
-            group_id=self.group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=settings.KAFKA_CONSUMER_MAX_RECORDS,
-            client_id=f"tourapp-consumer-{self.group}",
-        )
+        self.consumer = self._connect()
+
+    def _connect(self) -> KafkaConsumer:
+        """Create the consumer, waiting (with backoff) for a broker that is down or still starting."""
+        backoff = 0.5
+        while True:
+            try:
+                return KafkaConsumer(
+                    bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+                    group_id=self.group,
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                    max_poll_records=settings.KAFKA_CONSUMER_MAX_RECORDS,
+                    client_id=f"tourapp-consumer-{self.group}",
+                )
+            except NoBrokersAvailable:
+                if self._stopping:
+                    raise
+                logger.warning(
+                    "no Kafka broker at %s yet; retrying in %.1fs", settings.KAFKA_BOOTSTRAP_SERVERS, backoff
+                )
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
 
     def stop(self) -> None:
         """Ask the loop to stop after the current batch (safe from a signal handler)."""
@@ -296,6 +311,7 @@ class KafkaEventConsumer:
                 result = inbox_process(handler=handler, events=[event for _, event in mine], transport=TRANSPORT_KAFKA)
             self.stats.applied += len(result.applied)
             self.stats.duplicates += len(result.duplicates)
+            _log_outcomes(handler, result)
             return []
         except TRANSIENT_ERRORS:
             raise
@@ -324,6 +340,7 @@ class KafkaEventConsumer:
                     continue
                 self.stats.applied += len(result.applied)
                 self.stats.duplicates += len(result.duplicates)
+                _log_outcomes(handler, result)
                 return ""
         return f"failed after {settings.KAFKA_HANDLER_MAX_ATTEMPTS} attempts: {error}"
 
@@ -365,6 +382,14 @@ class KafkaEventConsumer:
                     correlation_id=item.correlation_id,
                 )
         self.stats.dead_lettered += len(poison)
+
+
+def _log_outcomes(handler: Handler, result: InboxResult) -> None:
+    """One line per event, under the event's own correlation id, so a booking can be traced here too."""
+    for outcome, events in (("applied", result.applied), ("duplicate skipped", result.duplicates)):
+        for event in events:
+            with correlation_scope(event.correlation_id, event_id=event.event_id, booking_id=event.booking_id):
+                logger.info("%s %s by %s", event.event_type, outcome, handler.name)
 
 
 def _poison_for(record: Any, event: Event, reason: str, handler_name: str) -> _Poison:
