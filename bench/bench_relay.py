@@ -6,10 +6,11 @@
    (``tourapp_bench``, created and migrated if missing), so a running ``make run`` worker never
    sees them, and a unique exchange and topic (deleted at the end).
 2. RabbitMQ and Kafka, each: publishes the same messages with a raw publisher (py-amqp with
-   pipelined confirms in windows of the batch size; kafka-python with the relay's producer settings,
-   one flush at the end), then drains the outbox with the relay (``outbox_relay_drain``, the code
-   the Celery tasks run); ``--rounds`` times, alternating, and reports the medians and their ratio
-   (other processes on a shared 2-core machine make single runs noisy).
+   pipelined confirms: every message published, then every confirm awaited, unless
+   ``--raw-window``; kafka-python with the relay's producer settings, one flush at the end), then
+   drains the outbox with the relay (``outbox_relay_drain``, the code the Celery tasks run);
+   ``--rounds`` times, alternating, and reports the medians and their ratio (other processes on
+   a shared 2-core machine make single runs noisy).
 3. Samples the process RSS every 20 ms while the relay drains (memory must stay flat).
 4. With ``--backlog N``: refills N events and reports the time to drain each destination.
 """
@@ -349,6 +350,9 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=0, help="also time the drain of a backlog of this size")
     parser.add_argument("--batch-size", type=int, default=None, help="relay batch (default OUTBOX_BATCH_SIZE)")
     parser.add_argument("--destinations", nargs="+", default=["rabbitmq", "kafka"], choices=["rabbitmq", "kafka"])
+    parser.add_argument(
+        "--raw-window", type=int, default=0, help="raw AMQP confirm window (default: all messages, then wait)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="alternating raw/relay rounds; medians are reported")
     args = parser.parse_args()
 
@@ -381,7 +385,7 @@ def main() -> None:
         reset_outbox()
         report["prefill_seconds"] = round(prefill(args.events), 2)
         vacuum()
-        raws = {"rabbitmq": lambda m: raw_amqp(m, batch), "kafka": raw_kafka}
+        raws = {"rabbitmq": lambda m: raw_amqp(m, args.raw_window or len(m)), "kafka": raw_kafka}
         for destination in args.destinations:
             raw = raws[destination]
             messages = load_messages(destination)

@@ -66,27 +66,23 @@ class Publisher(Protocol):
     def close(self) -> None: ...
 
 
-class _WaitsInBegin:
-    """For a publisher whose ``publish`` already pipelines a whole batch: ``begin`` does the work."""
-
-    def publish(self, messages: list[OutboundMessage]) -> PublishOutcome:
-        raise NotImplementedError
-
-    def begin(self, messages: list[OutboundMessage]) -> object:
-        return self.publish(messages)
-
-    def complete(self, handle: object) -> PublishOutcome:
-        assert isinstance(handle, PublishOutcome)
-        return handle
+@dataclass(slots=True)
+class _AmqpInFlight:
+    messages: list[OutboundMessage]
+    generation: int = -1
+    unconfirmed: int = 0
+    outcome: PublishOutcome = field(default_factory=PublishOutcome)
+    may_retry: bool = False  # first batch on a reused, otherwise idle connection
 
 
-class AmqpPublisher(_WaitsInBegin):
+class AmqpPublisher:
     """RabbitMQ: persistent, ``mandatory`` messages with publisher confirms pipelined per batch.
 
-    The whole batch is written, then confirms are collected (``basic.ack``/``basic.nack`` with
-    ``multiple``), so a batch costs one round trip, not one per message. RabbitMQ acks an
-    unroutable message too, after returning it: a ``basic.return`` marks that message failed.
-    The exchange is declared once per connection.
+    ``begin`` writes the whole batch; ``complete`` collects its confirms (``basic.ack`` /
+    ``basic.nack``, honouring ``multiple``), so a batch costs one round trip, not one per message,
+    and the next batch is written while this one's confirms travel. RabbitMQ acks an unroutable
+    message too, after returning it: a ``basic.return`` marks that message failed. The exchange is
+    declared once per connection. Messages unconfirmed when the connection is lost are undecided.
     """
 
     def __init__(self, *, exchange: str | None = None, confirm_timeout: float = AMQP_CONFIRM_TIMEOUT_SECONDS):
@@ -94,15 +90,15 @@ class AmqpPublisher(_WaitsInBegin):
         self.confirm_timeout = confirm_timeout
         self._conn = None
         self._channel = None
+        self._generation = 0
         self._next_tag = 1
-        self._unconfirmed: dict[int, int] = {}  # delivery tag -> delivery id
-        self._by_message_id: dict[str, int] = {}  # AMQP message_id (event id) -> delivery id
-        self._outcome = PublishOutcome()
+        self._by_tag: dict[int, tuple[_AmqpInFlight, int]] = {}  # delivery tag -> (batch, delivery id)
+        self._by_message_id: dict[str, tuple[_AmqpInFlight, int]] = {}  # message_id (event id) -> same
 
     # -- connection -------------------------------------------------------------------------
     def _connect(self) -> None:
         # Heartbeats need a background tick the relay does not have; a dead idle connection is
-        # noticed on the next write instead, and the batch is retried once on a fresh connection.
+        # noticed on the next batch instead, which is then retried once on a fresh connection.
         conn = events_connection(heartbeat=0)
         conn.ensure_connection(max_retries=0)
         channel = conn.channel()
@@ -115,6 +111,9 @@ class AmqpPublisher(_WaitsInBegin):
 
     def close(self) -> None:
         conn, self._conn, self._channel = self._conn, None, None
+        self._generation += 1
+        self._by_tag.clear()
+        self._by_message_id.clear()
         if conn is not None:
             try:
                 conn.release()
@@ -123,17 +122,24 @@ class AmqpPublisher(_WaitsInBegin):
 
     # -- confirm callbacks ------------------------------------------------------------------
     def _settle(self, delivery_tag: int, multiple: bool, *, acked: bool) -> None:
-        tags = [t for t in self._unconfirmed if t <= delivery_tag] if multiple else [delivery_tag]
+        if multiple:
+            tags = []
+            for tag in self._by_tag:  # insertion order = tag order
+                if tag > delivery_tag:
+                    break
+                tags.append(tag)
+        else:
+            tags = [delivery_tag]
         for tag in tags:
-            delivery_id = self._unconfirmed.pop(tag, None)
-            if delivery_id is None:
+            owner = self._by_tag.pop(tag, None)
+            if owner is None:
                 continue
+            batch, delivery_id = owner
+            batch.unconfirmed -= 1
             if not acked:
-                self._outcome.failed[delivery_id] = "rabbitmq: basic.nack (broker refused the message)"
-            elif delivery_id in self._outcome.failed:
-                continue  # returned before its ack: unroutable
-            else:
-                self._outcome.delivered.append(delivery_id)
+                batch.outcome.failed[delivery_id] = "rabbitmq: basic.nack (broker refused the message)"
+            elif delivery_id not in batch.outcome.failed:  # a return came first: unroutable
+                batch.outcome.delivered.append(delivery_id)
 
     def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
         self._settle(delivery_tag, multiple, acked=True)
@@ -142,43 +148,58 @@ class AmqpPublisher(_WaitsInBegin):
         self._settle(delivery_tag, multiple, acked=False)
 
     def _on_return(self, exc: Exception, exchange: str, routing_key: str, message: Message) -> None:
-        delivery_id = self._by_message_id.get(message.properties.get("message_id", ""))
-        if delivery_id is not None:
-            self._outcome.failed[delivery_id] = (
+        owner = self._by_message_id.get(message.properties.get("message_id", ""))
+        if owner is not None:
+            batch, delivery_id = owner
+            batch.outcome.failed[delivery_id] = (
                 f"rabbitmq: returned unroutable (no queue bound for {routing_key!r} on {exchange!r}): {exc}"
             )
 
     # -- publishing -------------------------------------------------------------------------
     def publish(self, messages: list[OutboundMessage]) -> PublishOutcome:
-        reused = self._conn is not None
-        outcome = self._publish_once(messages)
-        if outcome.unavailable and reused and not outcome.delivered and not outcome.failed:
-            # An idle connection may have been dropped by the broker; try once on a fresh one.
-            outcome = self._publish_once(messages)
-        return outcome
+        return self.complete(self.begin(messages))
 
-    def _publish_once(self, messages: list[OutboundMessage]) -> PublishOutcome:
-        self._outcome = PublishOutcome()
-        self._unconfirmed = {}
-        self._by_message_id = {message.event_id: message.delivery_id for message in messages}
+    def begin(self, messages: list[OutboundMessage]) -> _AmqpInFlight:
+        batch = _AmqpInFlight(messages=messages, may_retry=self._conn is not None and not self._by_tag)
         try:
             if self._conn is None:
                 self._connect()
+            batch.generation = self._generation
             channel = self._channel
             for message in messages:
+                self._by_message_id[message.event_id] = (batch, message.delivery_id)
                 channel.basic_publish(self._amqp_message(message), self.exchange, message.routing_key, mandatory=True)
-                self._unconfirmed[self._next_tag] = message.delivery_id
+                self._by_tag[self._next_tag] = (batch, message.delivery_id)
                 self._next_tag += 1
-            deadline = time.monotonic() + self.confirm_timeout
-            while self._unconfirmed:
+                batch.unconfirmed += 1
+        except (OSError, *self._transport_errors()) as exc:
+            self._lost(batch, exc)
+        return batch
+
+    def complete(self, handle: object) -> PublishOutcome:
+        assert isinstance(handle, _AmqpInFlight)
+        batch = handle
+        deadline = time.monotonic() + self.confirm_timeout
+        try:
+            while batch.unconfirmed and batch.generation == self._generation and not batch.outcome.unavailable:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError(f"no publisher confirm within {self.confirm_timeout:.0f}s")
                 self._conn.connection.drain_events(timeout=remaining)
         except (OSError, TimeoutError, *self._transport_errors()) as exc:
-            self._outcome.unavailable = f"rabbitmq unavailable: {type(exc).__name__}: {exc}"
-            self.close()
-        return self._outcome
+            self._lost(batch, exc)
+        if batch.unconfirmed and not batch.outcome.unavailable:
+            batch.outcome.unavailable = "rabbitmq unavailable: connection lost before the confirms"
+        if batch.outcome.unavailable and batch.may_retry and not batch.outcome.delivered:
+            # The first batch after a pause met a connection the broker had dropped: retry once, fresh.
+            return self.publish(batch.messages)
+        for message in batch.messages:
+            self._by_message_id.pop(message.event_id, None)
+        return batch.outcome
+
+    def _lost(self, batch: _AmqpInFlight, exc: BaseException) -> None:
+        batch.outcome.unavailable = f"rabbitmq unavailable: {type(exc).__name__}: {exc}"
+        self.close()
 
     def _transport_errors(self) -> tuple[type[BaseException], ...]:
         from amqp.exceptions import AMQPError
