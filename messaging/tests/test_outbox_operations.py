@@ -166,3 +166,23 @@ def test_kick_never_raises_when_the_celery_broker_is_down(django_capture_on_comm
         record_booking_events(fake_booking_ids(1))
     assert "could not kick the relay" in caplog.text
     assert OutboxDelivery.objects.filter(state="pending").count() == len(settings.OUTBOX_DESTINATIONS)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sweep_task_drains_its_destination_and_purge_task_keeps_recent_events(amqp_reader, monkeypatch):
+    # given three committed events (the post-commit kick is not under test here)
+    from messaging.tasks import outbox_purge_task, outbox_sweep_task
+
+    monkeypatch.setattr("messaging.services.outbox_relay_kick", lambda **_kwargs: None)
+    reader = amqp_reader()
+    events = record_booking_events(fake_booking_ids(3))
+
+    # when the beat's sweep runs for RabbitMQ, then the purge
+    outbox_sweep_task(destination=RABBITMQ)
+    outbox_purge_task()
+
+    # then RabbitMQ got all three, Kafka's rows wait for their own sweep, and nothing recent was purged
+    assert len(reader.read(count=3)) == 3
+    assert set(OutboxDelivery.objects.filter(destination=RABBITMQ).values_list("state", flat=True)) == {"delivered"}
+    assert set(OutboxDelivery.objects.filter(destination=KAFKA).values_list("state", flat=True)) == {"pending"}
+    assert OutboxEvent.objects.count() == len(events)
