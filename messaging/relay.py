@@ -2,9 +2,9 @@
 
 One batch for one destination is three steps, and no database lock is held across the network:
 
-1. **Claim** (short transaction): ``SELECT ... FOR UPDATE SKIP LOCKED`` the due *heads* (see
-   order below), ordered by id, and push their ``next_attempt_at`` forward by a lease
-   (``OUTBOX_CLAIM_LEASE_SECONDS``). Commit. Other relays skip locked rows during the claim and
+1. **Claim** (one statement, its own short transaction): ``SELECT ... FOR UPDATE SKIP LOCKED``
+   the due *heads* (see order below), ordered by id, and push their ``next_attempt_at`` forward
+   by a lease (``OUTBOX_CLAIM_LEASE_SECONDS``). Other relays skip locked rows during the claim and
    see leased rows as not due afterwards, so parallel relays never publish a row twice.
 2. **Publish** outside any transaction (``messaging.publishers``): RabbitMQ with pipelined
    publisher confirms and ``mandatory``; Kafka with ``acks=all`` and the idempotent producer.
@@ -14,6 +14,9 @@ One batch for one destination is three steps, and no database lock is held acros
    rows are only deferred (no attempt counted) and the destination is paused, doubling up to
    ``OUTBOX_UNAVAILABLE_BACKOFF_MAX_SECONDS``. Every update is fenced on the lease value, so a
    relay whose lease expired cannot overwrite the outcome of the relay that took over.
+
+``outbox_relay_drain`` (what the tasks run) pipelines these steps across batches: claim *n+1*,
+write *n*, await the confirms of *n-1* and record *n-2* overlap (see ``_drain_pipelined``).
 
 Guaranteed:
 
