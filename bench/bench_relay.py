@@ -408,6 +408,10 @@ def main() -> None:
                 "relay": relay,
                 "relay_rates_per_round": [r["rate_per_s"] for r in relay_runs],
                 "relay_over_raw": round(relay["rate_per_s"] / raw_rate, 3),
+                # each relay round against the raw round just before it (same load on the machine)
+                "relay_over_raw_paired_median": round(
+                    statistics.median(r["rate_per_s"] / w for r, w in zip(relay_runs, raw_rates, strict=True)), 3
+                ),
             }
         for destination, target in (("rabbitmq", 0.8), ("kafka", 0.7)):
             report[destination]["target_ratio"] = target
