@@ -446,8 +446,9 @@ def outbox_relay_drain(
 ) -> DrainResult:
     """Run batches for one destination until nothing is due, the destination is unavailable, or the budget is spent.
 
-    Outside a transaction the batches are pipelined: helper threads with their own database
-    connections claim batch *n+1* and record batch *n-2* while batch *n* is on the wire. Order is
+    Outside a transaction, once a batch comes back full (a backlog), the batches are pipelined:
+    helper threads with their own database connections claim batch *n+1* and record batch *n-2*
+    while batch *n* is on the wire. Order is
     unaffected: rows of batch *n* stay ``pending`` (leased) until recorded, so the claim of *n+1*
     cannot take a later event of the same aggregate. Inside a transaction (tests with a rolled
     back database) everything runs sequentially on the caller's connection.
@@ -459,10 +460,12 @@ def outbox_relay_drain(
         drain.paused = True
         return drain
     publisher = publisher or _publisher(destination)
+    deadline = started + budget
     if connection.in_atomic_block:
-        _drain_sequential(drain, publisher, batch_size, deadline=started + budget)
-    else:
-        _drain_pipelined(drain, publisher, batch_size, deadline=started + budget)
+        _drain_sequential(drain, publisher, batch_size, deadline=deadline)
+    # The usual kick (a handful of rows) stays on this connection; a full batch means a backlog.
+    elif _drain_sequential(drain, publisher, batch_size, deadline=deadline, until_full=True):
+        _drain_pipelined(drain, publisher, batch_size, deadline=deadline)
     drain.seconds = time.monotonic() - started
     return drain
 
@@ -476,14 +479,20 @@ def _add(drain: DrainResult, batch: BatchResult) -> None:
     drain.paused = drain.paused or batch.unavailable
 
 
-def _drain_sequential(drain: DrainResult, publisher: Publisher, batch_size: int | None, *, deadline: float) -> None:
+def _drain_sequential(
+    drain: DrainResult, publisher: Publisher, batch_size: int | None, *, deadline: float, until_full: bool = False
+) -> bool:
+    """Batches one after the other; with ``until_full``, returns True as soon as a batch came back full."""
+    size = batch_size or settings.OUTBOX_BATCH_SIZE
     while True:
         batch = outbox_relay_batch(destination=drain.destination, batch_size=batch_size, publisher=publisher)
         if batch.claimed == 0:
-            return
+            return False
         _add(drain, batch)
         if batch.unavailable or time.monotonic() >= deadline:
-            return
+            return False
+        if until_full and batch.claimed >= size:
+            return True
 
 
 def _close_thread_connection() -> None:

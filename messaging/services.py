@@ -83,6 +83,7 @@ def outbox_relay_kick(*, event_ids: list[int]) -> None:
                 exc_info=True,
                 extra={"destination": destination, "event_ids": event_ids},
             )
+            return  # same Celery broker for every destination: do not make the request wait twice
 
 
 # One quick retry covers a stale pooled connection; more would make a request wait on a dead broker.
