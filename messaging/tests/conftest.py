@@ -139,6 +139,15 @@ def amqp_reader() -> Iterator[Callable[..., AmqpReader]]:
             reader.close()
 
 
+@pytest.fixture
+def unroutable_exchange() -> Iterator[str]:
+    """An exchange with no queue bound to it (every mandatory message comes back), deleted afterwards."""
+    name = f"relay-unroutable-{uuid.uuid4().hex[:8]}"
+    yield name
+    with contextlib.suppress(Exception), events_connection() as conn:
+        conn.channel().exchange_delete(name)
+
+
 class KafkaReader:
     """A fresh consumer (no group) positioned at the end of every partition of the session topic."""
 

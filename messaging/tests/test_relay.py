@@ -93,10 +93,9 @@ def test_relay_publishes_a_later_event_of_a_booking_only_after_the_earlier_one_i
     assert_in_order_per_aggregate(received, events)
 
 
-def test_unroutable_message_is_not_marked_delivered_and_counts_an_attempt(amqp_reader):
+def test_unroutable_message_is_not_marked_delivered_and_counts_an_attempt(unroutable_exchange):
     # given an exchange with no queue bound to it
-    exchange = f"relay-unroutable-{fake_booking_ids(1)[0]}"
-    publisher = AmqpPublisher(exchange=exchange)
+    publisher = AmqpPublisher(exchange=unroutable_exchange)
     (event,) = record_booking_events(fake_booking_ids(1))
     before = timezone.now()
 
@@ -114,14 +113,14 @@ def test_unroutable_message_is_not_marked_delivered_and_counts_an_attempt(amqp_r
 
 
 def test_delivery_becomes_dead_after_max_attempts_blocks_its_booking_and_requeue_delivers_in_order(
-    settings, amqp_reader
+    settings, amqp_reader, unroutable_exchange
 ):
     # given two bookings (booked + cancelled each) and a broker that refuses every message
     settings.OUTBOX_MAX_ATTEMPTS = 2
     reader = amqp_reader()
     blocked_id, free_id = fake_booking_ids(2)
     events = record_booking_events([blocked_id], cancel=True)
-    failing = AmqpPublisher(exchange=f"relay-unroutable-{blocked_id}")
+    failing = AmqpPublisher(exchange=unroutable_exchange)
 
     # when the relay tries twice (each backoff forced to be over)
     for _ in range(2):
