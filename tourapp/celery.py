@@ -50,3 +50,6 @@ def _leave_correlation_scope(task=None, **_kwargs):
 # The RabbitMQ event consumer runs inside the worker (a kombu consumer on the worker's connection).
 # Named by string: it is imported when the worker starts, after Django is set up.
 app.steps["consumer"].add("messaging.consumers.rabbitmq:EventConsumerStep")
+# Each worker also drains the outbox itself, so a RabbitMQ outage (the Celery broker) cannot stall
+# delivery to Kafka (see messaging/relay_loop.py).
+app.steps["worker"].add("messaging.relay_loop:OutboxRelayLoopStep")

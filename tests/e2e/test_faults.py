@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
+from messaging.models import OutboxDelivery
 from tests.e2e.figures import AmqpTap, Figures, KafkaTap, collect_figures, wait_for_drain
 from tests.e2e.harness import System, fire_bookings, services, wait_until
 
@@ -33,6 +34,7 @@ def _run_scenario(
     fault: Callable[[], None],
     recover: Callable[[], None],
     fault_mid_phase: bool = False,
+    while_down: Callable[[], None] | None = None,
 ) -> Figures:
     """Book before / during / after a fault; return the figures once drained (or at the deadline)."""
     statuses: dict[str, int] = {}
@@ -60,6 +62,8 @@ def _run_scenario(
         if not fault_mid_phase:
             fault()
         fire()
+        if while_down is not None:
+            while_down()
     finally:
         recover()
     recovered = time.monotonic()
@@ -98,6 +102,12 @@ def test_rabbitmq_stopped_during_a_burst_then_started_loses_and_duplicates_nothi
         kafka=kafka_tap,
         fault=lambda: services("stop", "rabbitmq"),
         recover=lambda: services("start", "rabbitmq"),
+        # RabbitMQ is also the Celery broker: Kafka delivery must go on without it (relay loop).
+        while_down=lambda: wait_until(
+            lambda: not OutboxDelivery.objects.filter(destination="kafka", state="pending").exists(),
+            timeout=30,
+            what="every event delivered to Kafka while RabbitMQ is down",
+        ),
     )
     _assert_nothing_lost(figures)
 
