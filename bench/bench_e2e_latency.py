@@ -210,7 +210,8 @@ def _cleanup_brokers(system: Any) -> None:
                     channel.queue_delete(queue.name)
         with contextlib.suppress(Exception):
             channel.queue_delete(settings.CELERY_TASK_DEFAULT_QUEUE)
-        for exchange in (system.exchange, f"{system.exchange}.dlx"):
+        # Celery declares a direct exchange named after its default queue.
+        for exchange in (system.exchange, f"{system.exchange}.dlx", settings.CELERY_TASK_DEFAULT_QUEUE):
             with contextlib.suppress(Exception):
                 channel.exchange_delete(exchange)
     from kafka import KafkaAdminClient
