@@ -1,23 +1,34 @@
-"""A relay loop inside each Celery worker that needs no Celery broker.
+"""The relay loop: each Celery worker drains the outbox as soon as an event commits.
 
-RabbitMQ is both the Celery broker and one of the outbox destinations. When it is down, neither
-the on-commit kick nor beat's sweep can reach a worker, so without this loop Kafka delivery would
-stop too. This worker-level bootstep runs a thread in the worker's main process that drains every
-destination every ``OUTBOX_WORKER_LOOP_SECONDS``, straight from PostgreSQL: one broker being down
-then delays only its own deliveries (the relay pauses that destination and goes on with the other).
+Every commit that writes an event sends a PostgreSQL ``NOTIFY`` on ``OUTBOX_NOTIFY_CHANNEL``
+(``messaging.services.outbox_relay_kick``, run ``on_commit``). This worker-level bootstep runs one
+thread per destination in the worker's main process; each ``LISTEN``s on that channel with a
+connection of its own and drains its destination when woken, or every
+``OUTBOX_WORKER_LOOP_SECONDS`` when nothing woke it.
 
-It is a safety net beside the kick and the sweep, never a second publisher of the same row: claims
-use ``SKIP LOCKED`` and a lease, so the loop, the tasks and other workers share the work.
+Why not a Celery task per commit: RabbitMQ is both the Celery broker and an outbox destination,
+so during its outage a task kick cannot reach a worker and Kafka delivery would stall too; and at
+50 bookings/s the kicks (one per commit per destination, nearly all finding nothing left to do)
+filled the task queue and made notification tasks wait seconds behind them. A ``NOTIFY`` costs one
+statement, needs no broker and coalesces: a thread woken by many commits drains them all at once.
+Beat's ``outbox_sweep_task`` stays as the safety net (a worker that was down, a lost notify).
+
+Never a second publisher of the same row: claims use ``SKIP LOCKED`` and a lease, so the loops
+of every worker, the sweep and the ``outbox_relay_task`` share the work.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 
+import psycopg
 from celery import bootsteps
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, connections
+from psycopg import sql
 
 logger = logging.getLogger(__name__)
 
@@ -28,38 +39,86 @@ class OutboxRelayLoopStep(bootsteps.StartStopStep):
     def __init__(self, parent, **kwargs) -> None:  # type: ignore[no-untyped-def] - Celery's signature
         super().__init__(parent, **kwargs)
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def start(self, parent) -> None:  # type: ignore[no-untyped-def]
         if settings.OUTBOX_WORKER_LOOP_SECONDS <= 0:
             return
-        self._thread = threading.Thread(target=self._run, name="outbox-relay-loop", daemon=True)
-        self._thread.start()
+        for destination in settings.OUTBOX_DESTINATIONS:
+            loop = RelayLoop(destination=destination, stopping=self._stopping)
+            thread = threading.Thread(target=loop.run, name=f"outbox-relay-{destination}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self, parent) -> None:  # type: ignore[no-untyped-def]
         self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=10)
 
-    def _run(self) -> None:
+
+class RelayLoop:
+    """Drain one destination on every ``NOTIFY`` (coalesced) and on a timer; survives database restarts."""
+
+    def __init__(self, *, destination: str, stopping: threading.Event) -> None:
+        self.destination = destination
+        self.stopping = stopping
+        self._listener: psycopg.Connection | None = None
+
+    def run(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                self._drain()
+                self._wait_for_kick()
+        finally:
+            self._close_listener()
+            connection.close()
+
+    def _drain(self) -> None:
         from messaging.relay import outbox_relay_drain
 
+        close_old_connections()
         try:
-            while not self._stopping.wait(settings.OUTBOX_WORKER_LOOP_SECONDS):
-                for destination in settings.OUTBOX_DESTINATIONS:
-                    close_old_connections()
-                    try:
-                        result = outbox_relay_drain(destination=destination)
-                    except Exception:
-                        logger.exception("outbox relay loop: %s drain failed", destination)
-                        continue
-                    if result.delivered or result.failed:
-                        logger.info(
-                            "outbox relay loop %s: %d delivered, %d failed",
-                            destination,
-                            result.delivered,
-                            result.failed,
-                            extra={"destination": destination},
-                        )
-        finally:
-            connection.close()
+            result = outbox_relay_drain(destination=self.destination)
+        except Exception:
+            logger.exception("outbox relay loop: %s drain failed", self.destination)
+            return
+        if result.failed:
+            logger.warning(
+                "outbox relay loop %s: %d delivered, %d failed",
+                self.destination,
+                result.delivered,
+                result.failed,
+                extra={"destination": self.destination},
+            )
+
+    def _wait_for_kick(self) -> None:
+        """Block until a commit notifies the channel, the loop period passes, or the worker stops."""
+        deadline = time.monotonic() + settings.OUTBOX_WORKER_LOOP_SECONDS
+        try:
+            listener = self._listen()
+            while not self.stopping.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                # Short slices, so a stopping worker is not held up by a quiet channel.
+                if list(listener.notifies(timeout=min(remaining, 0.5), stop_after=1)):
+                    # One wake-up is enough: the drain takes everything committed so far.
+                    list(listener.notifies(timeout=0.001))
+                    return
+        except psycopg.Error:
+            logger.warning("outbox relay loop %s: LISTEN connection lost; polling", self.destination, exc_info=True)
+            self._close_listener()
+            self.stopping.wait(min(settings.OUTBOX_WORKER_LOOP_SECONDS, 1.0))
+
+    def _listen(self) -> psycopg.Connection:
+        if self._listener is None or self._listener.closed:
+            params = connections["default"].get_connection_params()
+            self._listener = psycopg.connect(**params, autocommit=True)
+            self._listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(settings.OUTBOX_NOTIFY_CHANNEL)))
+        return self._listener
+
+    def _close_listener(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._listener.close()
+            self._listener = None

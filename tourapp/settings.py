@@ -113,8 +113,9 @@ OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=25)
 OUTBOX_BACKOFF_BASE_SECONDS = env.float("OUTBOX_BACKOFF_BASE_SECONDS", default=1.0)
 OUTBOX_BACKOFF_MAX_SECONDS = env.float("OUTBOX_BACKOFF_MAX_SECONDS", default=300.0)
 OUTBOX_SWEEP_SECONDS = env.float("OUTBOX_SWEEP_SECONDS", default=5.0)
-# Each Celery worker also drains the outbox on its own every N seconds, without the Celery broker
-# (see messaging/relay_loop.py); 0 turns it off.
+# Each Celery worker drains the outbox when a commit NOTIFYs this channel, and at least every
+# OUTBOX_WORKER_LOOP_SECONDS, without the Celery broker (see messaging/relay_loop.py); 0 turns it off.
+OUTBOX_NOTIFY_CHANNEL = env.str("OUTBOX_NOTIFY_CHANNEL", default="tourapp_outbox")
 OUTBOX_WORKER_LOOP_SECONDS = env.float("OUTBOX_WORKER_LOOP_SECONDS", default=OUTBOX_SWEEP_SECONDS)
 OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=7)
 # Destinations an event is relayed to; each has its own delivery state.

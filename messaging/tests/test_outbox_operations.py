@@ -1,4 +1,4 @@
-"""Operating the outbox: backlog figures, purge, requeue (service, command, admin), the post-commit kick."""
+"""Operating the outbox: backlog figures, purge, requeue (service, command, admin), the post-commit NOTIFY kick."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import DatabaseError
 from django.urls import reverse
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
 from messaging.models import OutboxDelivery, OutboxEvent
 from messaging.selectors import outbox_backlog_stats
@@ -137,33 +137,59 @@ def test_admin_delivery_list_searches_by_event_id(admin_client):
     assert str(event.event_id) in html and str(other.event_id) not in html
 
 
-def test_committed_event_kicks_the_relay_task_once_per_destination(django_capture_on_commit_callbacks, monkeypatch):
-    # given the relay task's publish recorded (the Celery broker itself is not under test here)
-    from messaging.tasks import outbox_relay_task
+@pytest.mark.django_db(transaction=True)
+def test_committed_event_wakes_the_relay_loops_with_a_notify():
+    # given a listener on the relay's channel (what each worker's relay loop does)
+    import psycopg
+    from django.db import connections
 
-    sent = []
-    monkeypatch.setattr(outbox_relay_task, "apply_async", lambda **kwargs: sent.append(kwargs["kwargs"]))
+    with psycopg.connect(**connections["default"].get_connection_params(), autocommit=True) as listener:
+        listener.execute(f"LISTEN {settings.OUTBOX_NOTIFY_CHANNEL}")
 
-    # when an event commits
-    with django_capture_on_commit_callbacks(execute=True):
-        (event,) = record_booking_events(fake_booking_ids(1))
+        # when an event commits
+        record_booking_events(fake_booking_ids(1))
 
-    # then one kick per destination carries the event id
-    assert sent == [{"event_ids": [event.pk], "destination": d} for d in settings.OUTBOX_DESTINATIONS]
+        # then the listener is woken (deadline, not a sleep)
+        woken = list(listener.notifies(timeout=5, stop_after=1))
+    assert [n.channel for n in woken] == [settings.OUTBOX_NOTIFY_CHANNEL]
 
 
-def test_kick_never_raises_when_the_celery_broker_is_down(django_capture_on_commit_callbacks, monkeypatch, caplog):
-    # given a Celery broker that refuses connections
-    from messaging.tasks import outbox_relay_task
+def test_no_notify_while_the_transaction_is_open_or_rolled_back(django_capture_on_commit_callbacks):
+    # when an event is recorded but its transaction has not committed
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        record_booking_events(fake_booking_ids(1))
+    # then the kick is only registered for after the commit
+    assert len(callbacks) == 1
 
-    def broker_down(**_kwargs):
-        raise OperationalError("[Errno 111] Connection refused")
 
-    monkeypatch.setattr(outbox_relay_task, "apply_async", broker_down)
+def test_kick_never_raises_when_the_notify_fails(django_capture_on_commit_callbacks, monkeypatch, caplog):
+    # given a database connection that fails on the kick's statement
+    from django.db import connection
+
+    real_cursor = connection.cursor
+
+    class FailingCursor:
+        def __init__(self):
+            self._cursor = real_cursor()
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._cursor.close()
+
+        def execute(self, sql, params=None):
+            if "pg_notify" in sql:
+                raise DatabaseError("server closed the connection unexpectedly")
+            return self._cursor.execute(sql, params)
 
     # when an event commits, then nothing raises into the caller and the failure is logged
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
         record_booking_events(fake_booking_ids(1))
+    with monkeypatch.context() as patch:
+        patch.setattr(connection, "cursor", FailingCursor)
+        for callback in callbacks:
+            callback()
     assert "could not kick the relay" in caplog.text
     assert OutboxDelivery.objects.filter(state="pending").count() == len(settings.OUTBOX_DESTINATIONS)
 
