@@ -104,6 +104,10 @@ class _RebalanceListener(ConsumerRebalanceListener):
                 self.owner.rewound.update(fresh)
 
 
+# Consecutive idle polls that burnt their whole wait on CPU before the consumer is recreated.
+_SPINNING_POLLS_BEFORE_RECONNECT = 10
+
+
 class KafkaEventConsumer:
     """See the module docstring. ``run()`` returns when stopped, idle, caught up or at max_messages."""
 
@@ -172,11 +176,13 @@ class KafkaEventConsumer:
         )
         last_record_at = last_progress_at = time.monotonic()
         backoff = 0.5
+        spinning_polls = 0
         try:
             while not self._stopping:
                 close_old_connections()
                 if self.max_messages is not None and self.stats.records >= self.max_messages:
                     break
+                polled_at, cpu_at = time.monotonic(), time.process_time()
                 try:
                     batch = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self._max_records())
                 except KafkaError:
@@ -186,6 +192,7 @@ class KafkaEventConsumer:
                     continue
                 backoff = 0.5
                 now = time.monotonic()
+                spinning_polls = self._spin_check(batch, now - polled_at, time.process_time() - cpu_at, spinning_polls)
                 if batch:
                     last_record_at = now
                     self._handle_until_done(batch)
@@ -204,6 +211,24 @@ class KafkaEventConsumer:
             if self._producer is not None:
                 self._producer.close(timeout=5)
         return self.stats
+
+    def _spin_check(self, batch: Mapping[TopicPartition, list[Any]], wall: float, cpu: float, spins: int) -> int:
+        """Reconnect when idle polls busy-wait instead of sleeping; return the new spin count.
+
+        kafka-python 2.2 can get stuck after a broker restart with its heartbeat deadline at 0:
+        every idle ``poll()`` then spins for its whole timeout and the process burns a core. A
+        fresh consumer (same group, committed offsets) does not; records are not lost or doubled.
+        """
+        if batch or wall < 0.1 or cpu < 0.8 * wall:
+            return 0
+        if spins + 1 < _SPINNING_POLLS_BEFORE_RECONNECT:
+            return spins + 1
+        logger.warning("kafka consumer busy-waits in idle polls; reconnecting")
+        self.commit_done()
+        self.consumer.close(autocommit=False)
+        self.consumer = self._connect()
+        self.consumer.subscribe([self.topic], listener=_RebalanceListener(self))
+        return 0
 
     def _max_records(self) -> int:
         limit = settings.KAFKA_CONSUMER_MAX_RECORDS

@@ -174,3 +174,24 @@ def test_run_kafka_consumer_command_finishes_commits_and_exits_on_sigterm(fresh_
     assert "kafka consumer progress" in log and "lag" in log
     stats = json.loads(log.strip().splitlines()[-1])
     assert stats["applied"] == 6
+
+
+def test_consumer_recreates_its_kafka_client_when_idle_polls_busy_wait(fresh_topic):
+    # given a consumer whose idle polls burn their whole wait on CPU (kafka-python after a broker restart)
+    consumer = KafkaEventConsumer(topic=fresh_topic, group=f"spin-{fresh_topic}")
+    stuck_client = consumer.consumer
+    spins = 0
+    try:
+        # when that happens on nine polls in a row, then nothing is done yet
+        for _ in range(9):
+            spins = consumer._spin_check({}, 0.5, 0.49, spins)
+        assert consumer.consumer is stuck_client
+        # when a real wait (a poll that slept) comes between, the count starts over
+        assert consumer._spin_check({}, 0.5, 0.01, spins) == 0
+        for _ in range(10):
+            spins = consumer._spin_check({}, 0.5, 0.49, spins)
+        # then the tenth spinning poll in a row replaces the client, subscribed to the same topic
+        assert consumer.consumer is not stuck_client
+        assert consumer.consumer.subscription() == {fresh_topic}
+    finally:
+        consumer.consumer.close(autocommit=False)
