@@ -55,16 +55,20 @@ def bench_app(variant: str) -> Any:
 
     ``without_outbox``: ``bookings.services.outbox_event_record`` replaced by a no-op (no outbox
     rows, no relay kick). ``outbox_without_kick``: outbox rows written, but the post-commit relay
-    kick (Celery publishes) is a no-op, to show which part of the outbox cost is the kick.
+    kick (a PostgreSQL NOTIFY) is a no-op, to show which part of the outbox cost is the kick.
     """
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tourapp.settings")
     from django.core.wsgi import get_wsgi_application
 
     application = get_wsgi_application()
     if variant == "without_outbox":
+        from types import SimpleNamespace
+
         import bookings.services
 
-        bookings.services.outbox_event_record = lambda **kwargs: None  # type: ignore[assignment] - bench only
+        # The service logs the recorded event's id: hand it a stand-in with one.
+        no_event = SimpleNamespace(event_id="-")
+        bookings.services.outbox_event_record = lambda **kwargs: no_event  # type: ignore[assignment] - bench only
     elif variant == "outbox_without_kick":
         import messaging.services
 
@@ -341,7 +345,8 @@ def main() -> None:
             "targets": {
                 "bookings_per_s>=400": with_["bookings_per_s"] >= 400,
                 "p99_ms<=50": with_["p99_ms"] <= 50,
-                "outbox_overhead<=10%": with_["bookings_per_s"] >= 0.9 * without["bookings_per_s"],
+                "outbox_overhead<=10%": without["bookings_per_s"] > 0
+                and with_["bookings_per_s"] >= 0.9 * without["bookings_per_s"],
             },
         }
         print(json.dumps(report, indent=2))
