@@ -6,12 +6,14 @@ commits or rolls back with the business change. After commit it hands the event 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -51,14 +53,50 @@ def outbox_event_record(
         HEADER_EVENT_ID: str(event.event_id),
         HEADER_CORRELATION_ID: correlation_id,
     }
-    event.save()
-    aggregate_key = f"{aggregate_type}:{aggregate_id}"
-    OutboxDelivery.objects.bulk_create(
-        OutboxDelivery(event=event, destination=destination, aggregate_key=aggregate_key)
-        for destination in settings.OUTBOX_DESTINATIONS
-    )
+    event.created_at = timezone.now()
+    # One round trip for the event and its deliveries: this runs inside every booking's transaction.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _RECORD_SQL,
+            {
+                "event_id": event.event_id,
+                "aggregate_type": aggregate_type,
+                "aggregate_id": aggregate_id,
+                "event_type": event_type,
+                "routing_key": routing_key,
+                "message_key": event.message_key,
+                "payload": json.dumps(event.payload, cls=DjangoJSONEncoder),
+                "headers": json.dumps(event.headers),
+                "correlation_id": correlation_id,
+                "created_at": event.created_at,
+                "aggregate_key": f"{aggregate_type}:{aggregate_id}",
+                "destinations": list(settings.OUTBOX_DESTINATIONS),
+                "pending": OutboxDelivery.State.PENDING.value,
+            },
+        )
+        event.pk = cursor.fetchone()[0]
+    event._state.adding = False
+    event._state.db = connection.alias
     transaction.on_commit(lambda: outbox_relay_kick(event_ids=[event.pk]))
     return event
+
+
+_RECORD_SQL = f"""
+WITH event AS (
+    INSERT INTO {OutboxEvent._meta.db_table}
+        (event_id, aggregate_type, aggregate_id, event_type, routing_key, message_key,
+         payload, headers, correlation_id, created_at)
+    VALUES (%(event_id)s, %(aggregate_type)s, %(aggregate_id)s, %(event_type)s, %(routing_key)s,
+            %(message_key)s, %(payload)s::jsonb, %(headers)s::jsonb, %(correlation_id)s, %(created_at)s)
+    RETURNING id
+), deliveries AS (
+    INSERT INTO {OutboxDelivery._meta.db_table}
+        (event_id, destination, state, aggregate_key, attempts, last_error, created_at)
+    SELECT event.id, destination, %(pending)s, %(aggregate_key)s, 0, '', %(created_at)s
+    FROM event, unnest(%(destinations)s::text[]) AS destination
+)
+SELECT id FROM event
+"""  # noqa: S608 - table names come from the models, values are bound parameters
 
 
 def outbox_relay_kick(*, event_ids: list[int]) -> None:
