@@ -35,6 +35,9 @@ def outbox_event_record(
     """Insert one event and one pending delivery per destination, in the current transaction.
 
     ``payload`` gets ``eventId`` and ``eventType`` filled in, so the body alone is self-describing.
+    The same statement issues ``NOTIFY OUTBOX_NOTIFY_CHANNEL``: PostgreSQL delivers it when, and
+    only if, the transaction commits, so it is the on-commit kick of the workers' relay loops
+    (``messaging.relay_loop``) without a round trip of its own; a rollback sends nothing.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("outbox_event_record() must run inside the business transaction")
@@ -54,7 +57,7 @@ def outbox_event_record(
         HEADER_CORRELATION_ID: correlation_id,
     }
     event.created_at = timezone.now()
-    # One round trip for the event and its deliveries: this runs inside every booking's transaction.
+    # One round trip for the event, its deliveries and the kick: this runs inside every booking's transaction.
     with connection.cursor() as cursor:
         cursor.execute(
             _RECORD_SQL,
@@ -72,12 +75,12 @@ def outbox_event_record(
                 "aggregate_key": f"{aggregate_type}:{aggregate_id}",
                 "destinations": list(settings.OUTBOX_DESTINATIONS),
                 "pending": OutboxDelivery.State.PENDING.value,
+                "channel": settings.OUTBOX_NOTIFY_CHANNEL,
             },
         )
         event.pk = cursor.fetchone()[0]
     event._state.adding = False
     event._state.db = connection.alias
-    transaction.on_commit(lambda: outbox_relay_kick(event_ids=[event.pk]))
     return event
 
 
@@ -95,12 +98,13 @@ WITH event AS (
     SELECT event.id, destination, %(pending)s, %(aggregate_key)s, 0, '', %(created_at)s
     FROM event, unnest(%(destinations)s::text[]) AS destination
 )
-SELECT id FROM event
+SELECT id, pg_notify(%(channel)s, '') FROM event
 """  # noqa: S608 - table names come from the models, values are bound parameters
 
 
 def outbox_relay_kick(*, event_ids: list[int]) -> None:
-    """Post-commit hook: wake the relay now, with a PostgreSQL ``NOTIFY`` (one cheap statement).
+    """Post-commit hook for writes other than ``outbox_event_record`` (requeue): wake the relay now
+    with a PostgreSQL ``NOTIFY`` (one cheap statement).
 
     Each Celery worker's relay loop (``messaging.relay_loop``) ``LISTEN``s on
     ``OUTBOX_NOTIFY_CHANNEL`` and drains every destination within milliseconds of the commit. A

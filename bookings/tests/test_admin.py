@@ -21,9 +21,7 @@ def staff_client(client):
     return client
 
 
-def test_admin_cancel_action_cancels_through_the_service_and_records_tour_cancelled(
-    staff_client, departure, django_capture_on_commit_callbacks
-) -> None:
+def test_admin_cancel_action_cancels_through_the_service_and_records_tour_cancelled(staff_client, departure) -> None:
     # given
     bookings = [
         booking_create(user=UserFactory(), departure_id=departure.pk, seats=2, tier="standard") for _ in range(2)
@@ -31,18 +29,16 @@ def test_admin_cancel_action_cancels_through_the_service_and_records_tour_cancel
     ids = [str(b.pk) for b in bookings]
 
     # when
-    with django_capture_on_commit_callbacks() as callbacks:
-        response = staff_client.post(
-            reverse("admin:bookings_booking_changelist"),
-            {"action": "cancel_selected", "_selected_action": ids},
-            follow=True,
-        )
+    response = staff_client.post(
+        reverse("admin:bookings_booking_changelist"),
+        {"action": "cancel_selected", "_selected_action": ids},
+        follow=True,
+    )
 
     # then
     assert response.status_code == 200
     assert set(Booking.objects.values_list("status", flat=True)) == {Booking.Status.CANCELLED}
     assert OutboxEvent.objects.filter(event_type=TOUR_CANCELLED).count() == 2
-    assert len(callbacks) == 2
     departure.refresh_from_db()
     assert departure.seats_reserved == 0
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from messaging.models import OutboxDelivery, OutboxEvent
 from messaging.selectors import outbox_backlog_stats
-from messaging.services import outbox_purge_delivered
+from messaging.services import outbox_purge_delivered, outbox_relay_kick
 from messaging.tests.conftest import KAFKA, RABBITMQ, fake_booking_ids, record_booking_events
 
 pytestmark = pytest.mark.django_db
@@ -154,15 +154,25 @@ def test_committed_event_wakes_the_relay_loops_with_a_notify():
     assert [n.channel for n in woken] == [settings.OUTBOX_NOTIFY_CHANNEL]
 
 
-def test_no_notify_while_the_transaction_is_open_or_rolled_back(django_capture_on_commit_callbacks):
-    # when an event is recorded but its transaction has not committed
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        record_booking_events(fake_booking_ids(1))
-    # then the kick is only registered for after the commit
-    assert len(callbacks) == 1
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_event_wakes_no_relay_loop():
+    import psycopg
+    from django.db import connections, transaction
+
+    with psycopg.connect(**connections["default"].get_connection_params(), autocommit=True) as listener:
+        listener.execute(f"LISTEN {settings.OUTBOX_NOTIFY_CHANNEL}")
+
+        # when an event is recorded in a transaction that then rolls back
+        with pytest.raises(RuntimeError), transaction.atomic():
+            record_booking_events(fake_booking_ids(1))
+            raise RuntimeError("the booking failed after the event was written")
+
+        # then no notification arrives (bounded wait) and nothing was written
+        assert list(listener.notifies(timeout=0.5, stop_after=1)) == []
+    assert not OutboxEvent.objects.exists()
 
 
-def test_kick_never_raises_when_the_notify_fails(django_capture_on_commit_callbacks, monkeypatch, caplog):
+def test_kick_never_raises_when_the_notify_fails(monkeypatch, caplog):
     # given a database connection that fails on the kick's statement
     from django.db import connection
 
@@ -183,15 +193,11 @@ def test_kick_never_raises_when_the_notify_fails(django_capture_on_commit_callba
                 raise DatabaseError("server closed the connection unexpectedly")
             return self._cursor.execute(sql, params)
 
-    # when an event commits, then nothing raises into the caller and the failure is logged
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        record_booking_events(fake_booking_ids(1))
+    # when a requeue's post-commit kick runs, then nothing raises into the caller and the failure is logged
     with monkeypatch.context() as patch:
         patch.setattr(connection, "cursor", FailingCursor)
-        for callback in callbacks:
-            callback()
+        outbox_relay_kick(event_ids=[1])
     assert "could not kick the relay" in caplog.text
-    assert OutboxDelivery.objects.filter(state="pending").count() == len(settings.OUTBOX_DESTINATIONS)
 
 
 @pytest.mark.django_db(transaction=True)

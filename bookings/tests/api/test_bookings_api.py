@@ -19,16 +19,13 @@ pytestmark = pytest.mark.django_db
 BOOKINGS = "/api/bookings/"
 
 
-def test_post_booking_creates_it_and_records_one_tour_booked_event(
-    api, customer, departure, django_capture_on_commit_callbacks
-) -> None:
+def test_post_booking_creates_it_and_records_one_tour_booked_event(api, customer, departure) -> None:
     # when
-    with django_capture_on_commit_callbacks() as callbacks:
-        response = api.post(
-            BOOKINGS,
-            {"departure_id": departure.pk, "seats": 2, "tier": "standard", "contact_phone": "+33600000001"},
-            format="json",
-        )
+    response = api.post(
+        BOOKINGS,
+        {"departure_id": departure.pk, "seats": 2, "tier": "standard", "contact_phone": "+33600000001"},
+        format="json",
+    )
 
     # then
     assert response.status_code == 201, response.content
@@ -41,7 +38,6 @@ def test_post_booking_creates_it_and_records_one_tour_booked_event(
     event = OutboxEvent.objects.get()
     assert event.event_type == TOUR_BOOKED
     assert event.aggregate_id == str(body["id"])
-    assert len(callbacks) == 1
 
 
 def test_post_booking_needs_authentication(departure) -> None:

@@ -18,15 +18,12 @@ from tourapp.exceptions import NotFound
 pytestmark = pytest.mark.django_db
 
 
-def test_booking_cancel_releases_seats_and_records_one_tour_cancelled_event(
-    customer, departure, django_capture_on_commit_callbacks
-) -> None:
+def test_booking_cancel_releases_seats_and_records_one_tour_cancelled_event(customer, departure) -> None:
     # given
     booking = booking_create(user=customer, departure_id=departure.pk, seats=3, tier="premium")
 
     # when
-    with django_capture_on_commit_callbacks() as callbacks:
-        cancelled = booking_cancel(user=customer, booking_id=booking.pk)
+    cancelled = booking_cancel(user=customer, booking_id=booking.pk)
 
     # then
     assert cancelled.status == Booking.Status.CANCELLED
@@ -40,7 +37,6 @@ def test_booking_cancel_releases_seats_and_records_one_tour_cancelled_event(
     assert event.payload["bookingId"] == booking.pk
     assert event.payload["totalPrice"] == f"{booking.total_price:.2f}"
     assert event.payload["occurredAt"] == cancelled.cancelled_at.isoformat()
-    assert len(callbacks) == 1
 
 
 def test_booking_cancel_twice_is_harmless_and_records_no_second_event(customer, departure) -> None:
