@@ -7,17 +7,15 @@ What it does
   with tokens and 64 departures with ample capacity (bookings spread over departures, as in real
   traffic: one departure's row lock serialises its own bookings by design);
 - starts three gunicorn servers on loopback, all running the real ``POST /api/bookings/`` code:
-  **with_outbox** (``tourapp.wsgi``), **without_outbox** (the factory ``bench_app`` below replaces
-  ``bookings.services.outbox_event_record`` by a no-op in that process) and, to show where the
-  outbox cost goes, **outbox_without_kick** (rows written, post-commit relay kick skipped);
+  **with_outbox** (``tourapp.wsgi``) and **without_outbox** (the factory ``bench_app`` below
+  replaces ``bookings.services.outbox_event_record`` by a no-op in that process);
 - fires bookings from 16 threads, each with its own keep-alive ``http.client`` connection,
   alternating the servers in short rounds so machine noise hits them alike;
 - prints JSON: throughput, p50/p99 latency per variant, and the outbox overhead.
 
-The "without" variants are BENCHMARK-ONLY: it exists in this file and nowhere in the application.
-The outbox's post-commit relay kick (a Celery task per destination published to RabbitMQ) is part
-of the "with" cost; the kicks go to a bench-only Celery queue that is deleted at the end and no
-Celery worker is started. Targets (issue 3): >= 400 bookings/s, p99 <= 50 ms, overhead <= 10 %.
+The "without" variant is BENCHMARK-ONLY: it exists in this file and nowhere in the application.
+The relay kick (a ``NOTIFY`` in the outbox's own statement) is part of the "with" cost; no Celery
+worker is started. Targets (issue 3): >= 400 bookings/s, p99 <= 50 ms, overhead <= 10 %.
 """
 
 from __future__ import annotations
@@ -54,8 +52,7 @@ def bench_app(variant: str) -> Any:
     """gunicorn app factory for the BENCHMARK-ONLY variants (never used by the application).
 
     ``without_outbox``: ``bookings.services.outbox_event_record`` replaced by a no-op (no outbox
-    rows, no relay kick). ``outbox_without_kick``: outbox rows written, but the post-commit relay
-    kick (a PostgreSQL NOTIFY) is a no-op, to show which part of the outbox cost is the kick.
+    rows, no relay kick).
     """
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tourapp.settings")
     from django.core.wsgi import get_wsgi_application
@@ -69,10 +66,6 @@ def bench_app(variant: str) -> Any:
         # The service logs the recorded event's id: hand it a stand-in with one.
         no_event = SimpleNamespace(event_id="-")
         bookings.services.outbox_event_record = lambda **kwargs: no_event  # type: ignore[assignment] - bench only
-    elif variant == "outbox_without_kick":
-        import messaging.services
-
-        messaging.services.outbox_relay_kick = lambda **kwargs: None  # type: ignore[assignment] - bench only
     else:
         raise ValueError(f"unknown bench variant {variant!r}")
     return application
@@ -216,11 +209,6 @@ def _delete_bench_queue(env: dict[str, str]) -> None:
         print(f"note: could not delete the bench Celery queue: {exc}", file=sys.stderr)
 
 
-def _count_in(path: str, needle: str) -> int:
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        return sum(needle in line for line in handle)
-
-
 # ------------------------------------------------------------------ load
 
 
@@ -300,7 +288,6 @@ def main() -> None:
         apps = {
             "with_outbox": "tourapp.wsgi:application",
             "without_outbox": "bench_bookings_http:bench_app('without_outbox')",
-            "outbox_without_kick": "bench_bookings_http:bench_app('outbox_without_kick')",
         }
         ports = {variant: _free_port() for variant in apps}
         for variant, port in ports.items():
@@ -327,7 +314,6 @@ def main() -> None:
             "round_seconds": ROUND_SECONDS,
             "with_outbox": with_,
             "without_outbox": without,
-            "outbox_without_kick": results["outbox_without_kick"],
             "throughput_ratio_with_over_without": round(with_["bookings_per_s"] / without["bookings_per_s"], 3)
             if without["bookings_per_s"]
             else None,
@@ -337,7 +323,6 @@ def main() -> None:
             "p50_ratio_with_over_without": round(with_["p50_ms"] / without["p50_ms"], 3) if without["p50_ms"] else None,
             "load_average_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
             "gunicorn_log": log.name,
-            "relay_kick_failures_logged": _count_in(log.name, "could not kick the relay"),
             "sanity": {
                 "bookings_in_db": Booking.objects.count(),
                 "outbox_events_in_db": OutboxEvent.objects.count(),
