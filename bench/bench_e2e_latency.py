@@ -41,10 +41,6 @@ What it does (loopback only, bounded in count and time; a default run takes abou
 6. Stops every process (harness, by PID), deletes the run's queues, exchanges, topics and
    consumer group, drops the database. The process logs stay in the directory printed as ``logs``.
 
-``--what-if-no-kick LOOP_SECONDS`` (BENCHMARK-ONLY, nothing in the application changes): the web
-processes run the app factory ``no_kick_app`` below, whose post-commit relay kick is a no-op, and
-the worker's relay loop polls every LOOP_SECONDS; it shows what the two kick tasks per booking
-cost the notification path, which shares their Celery queue.
 """
 
 from __future__ import annotations
@@ -92,35 +88,11 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--worker-concurrency", type=int, default=2)
     parser.add_argument("--drain-timeout", type=float, default=45.0)
     parser.add_argument(
-        "--what-if-no-kick",
-        type=float,
-        metavar="LOOP_SECONDS",
-        help="BENCHMARK-ONLY what-if: web does not kick the relay on commit (app factory below) and the "
-        "worker's relay loop polls every LOOP_SECONDS instead (OUTBOX_WORKER_LOOP_SECONDS)",
-    )
-    parser.add_argument(
         "--database-url",
         default=os.environ.get("DATABASE_URL", "postgres://tourapp:tourapp@127.0.0.1:5432/tourapp"),
         help="server and credentials to use; the database name is replaced by tourapp_latency_<run>",
     )
     return parser.parse_args()
-
-
-# ----------------------------------------------------------------------------- what-if
-def no_kick_app() -> Any:
-    """gunicorn app factory for ``--what-if-no-kick`` (BENCHMARK-ONLY, never used by the application).
-
-    The post-commit relay kick (two Celery tasks per booking) becomes a no-op, so the Celery queue
-    carries only the notification send tasks; the worker's relay loop delivers the outbox instead.
-    """
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tourapp.settings")
-    from django.core.wsgi import get_wsgi_application
-
-    application = get_wsgi_application()
-    import messaging.services
-
-    messaging.services.outbox_relay_kick = lambda **kwargs: None  # type: ignore[assignment] - bench only
-    return application
 
 
 # ----------------------------------------------------------------------------- environment and database
@@ -703,8 +675,6 @@ def main() -> int:
         tokens, departure_ids = _seed(users=max(args.clients * 2, 8), departures=args.departures, capacity=capacity)
         log_dir = Path(tempfile.mkdtemp(prefix="tourapp-latency-"))
         extra_env = dict(PRODUCTION_SAFETY_NETS)
-        if args.what_if_no_kick:
-            extra_env["OUTBOX_WORKER_LOOP_SECONDS"] = str(args.what_if_no_kick)
         system = System(
             database_url=database_url,
             log_dir=log_dir,
@@ -712,12 +682,6 @@ def main() -> int:
             web_workers=args.web_workers,
             worker_concurrency=args.worker_concurrency,
         )
-        if args.what_if_no_kick:
-            web = system.processes["web"]
-            web.argv = ["bench_e2e_latency:no_kick_app()" if a == "tourapp.wsgi" else a for a in web.argv] + [
-                "--pythonpath",
-                str(ROOT / "bench"),
-            ]
         _log(f"starting web, worker, beat, kafka consumer (logs in {log_dir})")
         with system:
             fire = dict(tokens=tokens, departure_ids=departure_ids, clients=args.clients, rate=args.rate)
@@ -820,9 +784,7 @@ def main() -> int:
             "clients": args.clients,
             "departures": args.departures,
             "safety_nets": PRODUCTION_SAFETY_NETS,
-            "variant": f"what-if: no kick, relay loop every {args.what_if_no_kick}s (BENCHMARK-ONLY)"
-            if args.what_if_no_kick
-            else "as shipped",
+            "variant": "as shipped",
             "cpus": os.cpu_count(),
         },
         "logs": str(log_dir),
