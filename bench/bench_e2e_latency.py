@@ -144,27 +144,6 @@ def _drop_database(database_url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _seed(*, users: int, departures: int, capacity: int) -> tuple[list[str], list[int]]:
-    from datetime import timedelta
-
-    from django.contrib.auth import get_user_model
-    from django.utils import timezone
-    from rest_framework.authtoken.models import Token
-
-    from availability.models import Departure, Tour
-
-    tour = Tour.objects.create(name="Paris City Tour", slug=f"latency-{RUN}", base_price="199.99", currency="USD")
-    departure_ids = [
-        Departure.objects.create(tour=tour, starts_at=timezone.now() + timedelta(days=30 + i), capacity=capacity).id
-        for i in range(departures)
-    ]
-    tokens = []
-    for i in range(users):
-        user = get_user_model().objects.create_user(f"lat-{RUN}-{i}", f"lat-{RUN}-{i}@example.com", "lat-pw-123")
-        tokens.append(Token.objects.create(user=user).key)
-    return tokens, departure_ids
-
-
 def _cleanup_brokers(system: Any) -> None:
     """Delete the run's exchanges, queues, topics and consumer group (best effort, bounded)."""
     from django.conf import settings
@@ -668,11 +647,13 @@ def main() -> int:
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
         from django.db import close_old_connections
 
-        from tests.e2e.harness import System
+        from tests.e2e.harness import System, seed_bookable
 
         count = max(1, round(args.rate * args.seconds))
         capacity = math.ceil((count + args.warmup_bookings) / args.departures) + 10
-        tokens, departure_ids = _seed(users=max(args.clients * 2, 8), departures=args.departures, capacity=capacity)
+        tokens, departure_ids = seed_bookable(
+            prefix=f"latency-{RUN}", users=max(args.clients * 2, 8), departures=args.departures, capacity=capacity
+        )
         log_dir = Path(tempfile.mkdtemp(prefix="tourapp-latency-"))
         extra_env = dict(PRODUCTION_SAFETY_NETS)
         system = System(

@@ -89,29 +89,6 @@ def _create_and_migrate(database_url: str) -> None:
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, check=True)
 
 
-def _seed(*, clients: int, departures: int, capacity: int) -> tuple[list[str], list[int]]:
-    from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
-
-    from availability.models import Departure, Tour
-
-    run = uuid.uuid4().hex[:8]
-    tour = Tour.objects.create(name="Paris City Tour", slug=f"soak-{run}", base_price="199.99", currency="USD")
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    departure_ids = [
-        Departure.objects.create(tour=tour, starts_at=timezone.now() + timedelta(days=30 + i), capacity=capacity).id
-        for i in range(departures)
-    ]
-    tokens = []
-    for i in range(clients):
-        user = get_user_model().objects.create_user(f"soak-{run}-{i}", f"soak-{run}-{i}@example.com", "soak-pw-123")
-        tokens.append(Token.objects.create(user=user).key)
-    return tokens, departure_ids
-
-
 class Sampler(threading.Thread):
     """Every second: pending outbox deliveries per destination and notifications not yet sent."""
 
@@ -214,10 +191,12 @@ def main() -> int:
     from django.db import close_old_connections
 
     from tests.e2e.figures import AmqpTap, KafkaTap, wait_for_drain
-    from tests.e2e.harness import System, fire_bookings, services
+    from tests.e2e.harness import System, fire_bookings, seed_bookable, services
 
     capacity = math.ceil(args.bookings * 0.95 / args.departures)
-    tokens, departure_ids = _seed(clients=args.clients, departures=args.departures, capacity=capacity)
+    tokens, departure_ids = seed_bookable(
+        prefix=f"soak-{uuid.uuid4().hex[:8]}", users=args.clients, departures=args.departures, capacity=capacity
+    )
     OUT.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     log_dir = Path(tempfile.mkdtemp(prefix="tourapp-soak-"))

@@ -418,3 +418,28 @@ def fire_bookings(
         for future in [pool.submit(client_loop) for _ in range(clients)]:
             future.result()
     return burst
+
+
+def seed_bookable(*, prefix: str, users: int, departures: int, capacity: int) -> tuple[list[str], list[int]]:
+    """Create a 'Paris City Tour' with future departures and users with API tokens (benchmarks, soak).
+
+    Needs Django set up against the target database; returns (tokens, departure ids).
+    """
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+    from rest_framework.authtoken.models import Token
+
+    from availability.models import Departure, Tour
+
+    tour = Tour.objects.create(name="Paris City Tour", slug=prefix, base_price="199.99", currency="USD")
+    departure_ids = [
+        Departure.objects.create(tour=tour, starts_at=timezone.now() + timedelta(days=30 + i), capacity=capacity).id
+        for i in range(departures)
+    ]
+    tokens = []
+    for i in range(users):
+        user = get_user_model().objects.create_user(f"{prefix}-{i}", f"{prefix}-{i}@example.com", f"{prefix}-pw-123")
+        tokens.append(Token.objects.create(user=user).key)
+    return tokens, departure_ids
