@@ -85,7 +85,7 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--baseline-messages", type=int, default=150, help="raw kombu messages (paced at --rate)")
     parser.add_argument("--baseline-hops", type=int, default=50, help="bare Celery tasks (paced at --rate)")
     parser.add_argument("--web-workers", type=int, default=3)
-    parser.add_argument("--worker-concurrency", type=int, default=2)
+    parser.add_argument("--worker-concurrency", type=int, default=4, help="as in the Procfile")
     parser.add_argument("--drain-timeout", type=float, default=45.0)
     parser.add_argument(
         "--database-url",
