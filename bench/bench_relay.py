@@ -170,10 +170,10 @@ def load_messages(destination: str) -> list:
 
 def raw_amqp(messages: list, window: int) -> float:
     """py-amqp, publisher confirms pipelined in windows: the ceiling the relay is measured against."""
-    from amqp import Message
     from django.conf import settings
 
     from messaging.amqp import events_connection
+    from messaging.publishers import amqp_message
 
     conn = events_connection(heartbeat=0)
     conn.ensure_connection(max_retries=1)
@@ -197,16 +197,7 @@ def raw_amqp(messages: list, window: int) -> float:
             tag += 1
             pending.add(tag)
             channel.basic_publish(
-                Message(
-                    m.body,
-                    content_type="application/json",
-                    content_encoding="utf-8",
-                    delivery_mode=2,
-                    message_id=m.event_id,
-                    correlation_id=m.correlation_id,
-                    type=m.event_type,
-                    application_headers=m.headers,
-                ),
+                amqp_message(m),  # the very message the relay sends
                 settings.EVENTS_EXCHANGE,
                 m.routing_key,
                 mandatory=True,

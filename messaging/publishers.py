@@ -75,6 +75,20 @@ class _AmqpInFlight:
     may_retry: bool = False  # first batch on a reused, otherwise idle connection
 
 
+def amqp_message(message: OutboundMessage) -> Message:
+    """The AMQP message of the wire contract (persistent JSON, ids and headers as properties)."""
+    return Message(
+        message.body,
+        content_type="application/json",
+        content_encoding="utf-8",
+        delivery_mode=2,
+        message_id=message.event_id,
+        correlation_id=message.correlation_id,
+        type=message.event_type,
+        application_headers=message.headers,
+    )
+
+
 class AmqpPublisher:
     """RabbitMQ: persistent, ``mandatory`` messages with publisher confirms pipelined per batch.
 
@@ -168,7 +182,7 @@ class AmqpPublisher:
             channel = self._channel
             for message in messages:
                 self._by_message_id[message.event_id] = (batch, message.delivery_id)
-                channel.basic_publish(self._amqp_message(message), self.exchange, message.routing_key, mandatory=True)
+                channel.basic_publish(amqp_message(message), self.exchange, message.routing_key, mandatory=True)
                 self._by_tag[self._next_tag] = (batch, message.delivery_id)
                 self._next_tag += 1
                 batch.unconfirmed += 1
@@ -206,19 +220,6 @@ class AmqpPublisher:
         from kombu.exceptions import KombuError
 
         return (AMQPError, KombuError)
-
-    @staticmethod
-    def _amqp_message(message: OutboundMessage) -> Message:
-        return Message(
-            message.body,
-            content_type="application/json",
-            content_encoding="utf-8",
-            delivery_mode=2,
-            message_id=message.event_id,
-            correlation_id=message.correlation_id,
-            type=message.event_type,
-            application_headers=message.headers,
-        )
 
 
 @dataclass(slots=True)
