@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse
 
 HEADER = "X-Correlation-ID"
 _META_KEY = "HTTP_X_CORRELATION_ID"
-_SANE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_SANE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 _current: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 # Extra context for log lines (event id, booking id) set by consumers and tasks.
@@ -30,7 +30,7 @@ def new_correlation_id() -> str:
 
 def sanitize(value: str | None) -> str | None:
     """Return ``value`` if it is a sane token (letters, digits, ``._:-``, max 128), else None."""
-    if value and _SANE.match(value):
+    if value and _SANE.fullmatch(value):  # fullmatch: "$" would let a trailing newline in
         return value
     return None
 

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "tourapp.correlation.CorrelationIdMiddleware",
+    "tourapp.middleware.RejectNulBytesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's and API docs' static files from gunicorn (no separate web server needed).
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -83,7 +83,7 @@ def test_post_booking_with_bad_input_is_a_4xx_with_one_error_shape_and_writes_no
     assert sum(Departure.objects.values_list("seats_reserved", flat=True)) == 0
 
 
-@pytest.mark.parametrize("key", ["", "x" * 129, "has space", "é-accent"])
+@pytest.mark.parametrize("key", ["", "x" * 129, "has space", "é-accent", "trailing-newline\n"])
 def test_post_booking_with_an_invalid_idempotency_key_is_a_400(api, departure, key) -> None:
     response = api.post(
         BOOKINGS, {"departure_id": departure.pk, "seats": 1, "tier": "standard"}, HTTP_IDEMPOTENCY_KEY=key
@@ -99,3 +99,21 @@ def test_post_booking_with_a_bad_token_is_a_401_in_the_error_shape(departure) ->
     response = client.post(BOOKINGS, {"departure_id": departure.pk, "seats": 1, "tier": "standard"}, format="json")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "authentication_failed"
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"HTTP_AUTHORIZATION": "Token abc\x00def"},  # DRF would look this token up: a DataError, a 500
+        {"HTTP_COOKIE": "sessionid=abcdefgh\x00ijklmn"},  # so would the session middleware
+        {"QUERY_STRING": "page=%00"},
+    ],
+    ids=["token", "session-cookie", "query-string"],
+)
+def test_a_nul_byte_in_headers_or_url_is_a_400_in_the_error_shape_never_a_500(departure, where) -> None:
+    response = APIClient().post(
+        BOOKINGS, {"departure_id": departure.pk, "seats": 1, "tier": "standard"}, format="json", **where
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert not Booking.objects.exists()

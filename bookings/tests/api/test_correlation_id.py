@@ -26,7 +26,7 @@ def test_a_sane_correlation_id_is_kept_returned_and_stored_on_the_outbox_row(api
     assert event.headers["correlationId"] == "checkout-7f3a.42"
 
 
-@pytest.mark.parametrize("bad", ["has spaces", "x" * 200, "<script>", "ab\u00e9"])
+@pytest.mark.parametrize("bad", ["has spaces", "x" * 200, "<script>", "ab\u00e9", "trailing-newline\n"])
 def test_an_insane_correlation_id_is_replaced_and_the_replacement_is_stored(api, departure, bad) -> None:
     # when
     response = api.post(

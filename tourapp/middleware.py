@@ -1,0 +1,33 @@
+"""Request hygiene that no view should have to repeat.
+
+PostgreSQL text cannot hold a NUL byte, so a NUL in a token, a session cookie or a query
+parameter that reaches a query raises ``DataError`` (a 500) deep inside Django or DRF. No
+legitimate client sends one: such a request is refused at the door with a 400 in the API's
+error shape. (NULs inside a JSON or form body are rejected per field by DRF and Django forms.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import unquote_to_bytes
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+
+def _has_nul(request: HttpRequest) -> bool:
+    if "\x00" in request.path_info or b"\x00" in unquote_to_bytes(request.META.get("QUERY_STRING", "")):
+        return True
+    return any(key.startswith("HTTP_") and "\x00" in value for key, value in request.META.items())
+
+
+class RejectNulBytesMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if _has_nul(request):
+            return JsonResponse(
+                {"error": {"code": "invalid_request", "message": "NUL bytes are not allowed in the URL or headers."}},
+                status=400,
+            )
+        return self.get_response(request)
