@@ -47,16 +47,17 @@ Not guaranteed:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
 import re
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import cycle
 
 from django.conf import settings
 from django.core.cache import cache
@@ -78,6 +79,7 @@ DELIVERED = OutboxDelivery.State.DELIVERED.value
 DEAD = OutboxDelivery.State.DEAD.value
 
 _DELIVERY = OutboxDelivery._meta.db_table
+_CLAIMERS = 2  # claims in flight while draining a backlog (see _drain_pipelined)
 _EVENT = OutboxDelivery._meta.get_field("event").related_model._meta.db_table
 
 # The one locking query of the relay. Heads only: no earlier pending or dead row of the same
@@ -110,7 +112,10 @@ WITH claimed AS (
     RETURNING d.id, d.attempts, d.event_id
 )
 SELECT leased.id, leased.attempts, e.event_id::text, e.event_type, e.routing_key, e.message_key,
-       e.payload::text, e.headers, e.correlation_id
+       e.payload::text, e.correlation_id,
+       -- headers as two text arrays (same order): the database unpacks them, the relay's thread does
+       -- not spend its GIL time on a JSON decode per row
+       ARRAY(SELECT h.key FROM jsonb_each_text(e.headers) h), ARRAY(SELECT h.value FROM jsonb_each_text(e.headers) h)
 FROM leased JOIN {_EVENT} e ON e.id = leased.event_id
 WHERE e.id = ANY(ARRAY(SELECT event_id FROM leased))
 """  # noqa: S608 - table names and state constants come from the model, values are parameters
@@ -208,8 +213,8 @@ def _claim(*, destination: str, limit: int, now: datetime, lease: datetime) -> l
                 routing_key=row[4],
                 message_key=row[5],
                 body=row[6].encode(),
-                headers=json.loads(row[7]) if isinstance(row[7], str) else row[7],
-                correlation_id=row[8],
+                headers=dict(zip(row[8], row[9], strict=True)),
+                correlation_id=row[7],
             ),
             attempts=row[1],
         )
@@ -500,18 +505,29 @@ def _close_thread_connection() -> None:
 
 
 def _drain_pipelined(drain: DrainResult, publisher: Publisher, batch_size: int | None, *, deadline: float) -> None:
-    """Four stages in flight, each on its own thread and database connection where it needs one:
-    claim batch n+1 | hand batch n to the broker client | await batch n-1's confirms (caller) |
-    record batch n-2. Claims and records touch disjoint rows (records are fenced on their lease)."""
+    """Batches in flight on several threads, each with its own database connection where it needs one:
+    claim batches n+1 and n+2 | hand batch n to the broker client | await batch n-1's confirms
+    (caller) | record batch n-2.
+
+    Two claimers run side by side because a claim (a locking query and a lease update) takes about
+    as long as the broker client needs to send a batch. They are safe together for the same reason
+    parallel relays are: a delivery is claimable only once every earlier delivery of its aggregate
+    is no longer pending, so the batches may come back, and be published, in any order. Claims and
+    records touch disjoint rows (records are fenced on their lease)."""
     destination = drain.destination
 
     def claim_next() -> _Claim:
         return _claim_batch(destination=destination, batch_size=batch_size)
 
-    with (
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"outbox-claim-{destination}") as claims,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"outbox-record-{destination}") as records,
-    ):
+    with ExitStack() as threads:
+        claimers = [
+            threads.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"outbox-claim-{destination}"))
+            for _ in range(_CLAIMERS)
+        ]
+        records = threads.enter_context(
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"outbox-record-{destination}")
+        )
+        helpers = [*claimers, records]
         recording: Future[BatchResult] | None = None
 
         def record(claim: _Claim, outcome: PublishOutcome, *, released: bool = False) -> None:
@@ -521,39 +537,43 @@ def _drain_pipelined(drain: DrainResult, publisher: Publisher, batch_size: int |
             recording = records.submit(_finish, claim, outcome, released=released)
 
         try:
-            claims.submit(_relax_durability).result()
-            records.submit(_relax_durability).result()
-            next_claim: Future[_Claim] | None = claims.submit(claim_next)
+            for helper in helpers:
+                helper.submit(_relax_durability).result()
+            # Claim k runs on claimers[k % n]: when claim k is taken, its claimer is free for claim k + n.
+            claiming: deque[Future[_Claim]] = deque(claimer.submit(claim_next) for claimer in claimers)
+            turn = cycle(claimers)
+            exhausted = False
             inflight: tuple[_Claim, object] | None = None
-            while next_claim is not None:
-                claim = next_claim.result()
-                next_claim = None
+            while claiming:
+                claim = claiming.popleft().result()
+                claimer = next(turn)
                 if not claim.claimed:
-                    break
-                if time.monotonic() < deadline:
-                    next_claim = claims.submit(claim_next)
+                    exhausted = True  # claims already under way still run and their rows are published
+                    continue
+                if not exhausted and time.monotonic() < deadline:
+                    claiming.append(claimer.submit(claim_next))
                 handle = _begin(claim, publisher)
                 if inflight is not None:
                     previous = _complete(*inflight, publisher)
                     record(inflight[0], previous)
                     inflight = None
                     if previous.unavailable:
-                        # The broker is gone: this batch comes back undecided, the prefetched one is released.
+                        # The broker is gone: this batch comes back undecided, the prefetched ones are released.
                         record(claim, _complete(claim, handle, publisher))
                         break
                 inflight = (claim, handle)
             if inflight is not None:
                 record(inflight[0], _complete(*inflight, publisher))
-            if next_claim is not None:
-                prefetched = next_claim.result()
-                if prefetched.claimed:
-                    released = PublishOutcome(unavailable="destination unavailable: batch released unsent")
-                    record(prefetched, released, released=True)
+            released = PublishOutcome(unavailable="destination unavailable: batch released unsent")
+            for prefetched in claiming:
+                claim = prefetched.result()
+                if claim.claimed:
+                    record(claim, released, released=True)
             if recording is not None:
                 _add(drain, recording.result())
         finally:
-            claims.submit(_close_thread_connection).result()
-            records.submit(_close_thread_connection).result()
+            for helper in helpers:
+                helper.submit(_close_thread_connection).result()
 
 
 def outbox_backlog_observe() -> None:
