@@ -13,8 +13,8 @@ What it does (loopback only, bounded in count and time; a default run takes abou
    picks names of its own for the exchange, topic, consumer group, queues, Celery queue and Redis
    prefix (as ``bench/soak.py`` does), so it never consumes anyone else's messages.
 2. Starts web (gunicorn), a Celery worker, Celery beat and ``run_kafka_consumer`` with the e2e
-   harness (``tests/e2e/harness.py``) with the production defaults for the safety nets (the
-   harness's 1 s sweeper would occupy the worker pool and skew the figures), then warms every
+   harness (``tests/e2e/harness.py``) with production settings (DEBUG off; the production sweep
+   periods, as the harness's 1 s sweeper would occupy the worker pool and skew the figures), then warms every
    process up with a few bookings whose notifications it waits for (not measured).
 3. Raw floor, same brokers, same run, system idle: a bare kombu publish with publisher confirms
    (persistent message, durable queue) -> a bare kombu consumer in a thread of this process; and a
@@ -113,8 +113,9 @@ def _prepare_environment(database_url: str) -> None:
     )
 
 
-# Production defaults for the safety nets (the harness speeds them up for fault scenarios).
-PRODUCTION_SAFETY_NETS = {
+# Production settings (the harness runs DEBUG on and speeds the safety nets up for fault scenarios).
+PRODUCTION_SETTINGS = {
+    "DEBUG": "false",  # DEBUG keeps and formats every SQL statement: not what production runs
     "OUTBOX_SWEEP_SECONDS": "5",
     "NOTIFICATION_SWEEP_AFTER_SECONDS": "600",
 }
@@ -655,7 +656,7 @@ def main() -> int:
             prefix=f"latency-{RUN}", users=max(args.clients * 2, 8), departures=args.departures, capacity=capacity
         )
         log_dir = Path(tempfile.mkdtemp(prefix="tourapp-latency-"))
-        extra_env = dict(PRODUCTION_SAFETY_NETS)
+        extra_env = dict(PRODUCTION_SETTINGS)
         system = System(
             database_url=database_url,
             log_dir=log_dir,
@@ -764,7 +765,7 @@ def main() -> int:
             "worker_concurrency": args.worker_concurrency,
             "clients": args.clients,
             "departures": args.departures,
-            "safety_nets": PRODUCTION_SAFETY_NETS,
+            "safety_nets": PRODUCTION_SETTINGS,
             "variant": "as shipped",
             "cpus": os.cpu_count(),
         },
