@@ -35,6 +35,7 @@ from django.utils.dateparse import parse_datetime
 from messaging.envelope import Event
 from messaging.models import ProcessedMessage
 from messaging.registry import Handler
+from tourapp.correlation import correlation_scope
 from tourapp.metrics import CONSUMER_DUPLICATES, CONSUMER_PROCESSED, END_TO_END_LATENCY
 
 logger = logging.getLogger(__name__)
@@ -166,9 +167,19 @@ def inbox_process(*, handler: Handler, events: Sequence[Event], transport: str) 
         _observe_latency(handler.name, result.applied)
     if result.duplicates:
         CONSUMER_DUPLICATES.labels(handler=handler.name, transport=transport).inc(len(result.duplicates))
-        logger.info(
-            "skipped %d duplicate event(s)",
-            len(result.duplicates),
-            extra={"handler": handler.name, "transport": transport},
-        )
+        _log_duplicates(handler.name, transport, result.duplicates)
     return result
+
+
+_DUPLICATES_LOGGED_ONE_BY_ONE = 20
+
+
+def _log_duplicates(handler_name: str, transport: str, duplicates: Sequence[Event]) -> None:
+    """A line per duplicate, with its own correlation id (a batch mixes many); a summary for a flood (a replay)."""
+    extra = {"handler": handler_name, "transport": transport}
+    if len(duplicates) > _DUPLICATES_LOGGED_ONE_BY_ONE:
+        logger.info("skipped %d duplicate event(s)", len(duplicates), extra=extra)
+        return
+    for event in duplicates:
+        with correlation_scope(event.correlation_id, event_id=event.event_id, booking_id=event.booking_id):
+            logger.info("skipped duplicate event %s", event.dedup_key, extra=extra)

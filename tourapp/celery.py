@@ -47,9 +47,10 @@ def _leave_correlation_scope(task=None, **_kwargs):
         scope.__exit__(None, None, None)
 
 
-# The RabbitMQ event consumer runs inside the worker (a kombu consumer on the worker's connection).
-# Named by string: it is imported when the worker starts, after Django is set up.
-app.steps["consumer"].add("messaging.consumers.rabbitmq:EventConsumerStep")
+# The RabbitMQ event consumer runs inside the worker (a kombu consumer on a thread of its own, so
+# its database waits never hold up Celery's task dispatch). Named by string: it is imported when
+# the worker starts, after Django is set up.
+app.steps["worker"].add("messaging.consumers.rabbitmq:EventConsumerStep")
 # Each worker also drains the outbox itself, so a RabbitMQ outage (the Celery broker) cannot stall
 # delivery to Kafka (see messaging/relay_loop.py).
 app.steps["worker"].add("messaging.relay_loop:OutboxRelayLoopStep")

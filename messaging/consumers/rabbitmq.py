@@ -26,14 +26,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celery import bootsteps
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from kombu import Consumer, Exchange, Message, Producer, Queue, binding
+from kombu.mixins import ConsumerMixin
 
 from messaging.amqp import events_connection, events_exchange
 from messaging.dead_letters import dead_letter_record
@@ -170,15 +172,25 @@ def republish_to_queue(*, queue_name: str, body: bytes, headers: Mapping[str, An
 
 
 class RabbitEventConsumer:
-    """Validates, deduplicates and applies messages from the handlers' queues (see module doc)."""
+    """Validates, deduplicates and applies messages from the handlers' queues (see module doc).
+
+    Messages are handled in batches: the kombu callbacks only collect them; ``collect_ready``
+    takes what the broker already sent (up to the prefetch) without waiting, and ``flush``
+    applies each handler's batch in ONE inbox transaction, then acks every message of it. Under
+    load that is one transaction per batch instead of one per message; a lone message is handled
+    at once (nothing waits for a batch to fill). If a batch fails, its messages are handled one
+    by one, so only the culprit goes through the retry ladder.
+    """
 
     def __init__(self, handlers: Sequence[Handler]) -> None:
         self.handlers = list(handlers)
         self.handled = 0
-        self._by_queue = {queue_name_for(handler.name): handler for handler in self.handlers}
+        self.max_batch = max(1, settings.EVENTS_PREFETCH_COUNT)
+        self._pending: list[tuple[Handler, Message]] = []
         self._republisher = _Republisher()
 
     def kombu_consumers(self, channel: Any) -> list[Consumer]:
+        self._pending.clear()  # a new channel: messages of the old one can no longer be acked
         if not self.handlers:
             return []
         topology_declare(channel, self.handlers)
@@ -189,7 +201,7 @@ class RabbitEventConsumer:
                 Consumer(
                     channel,
                     queues=[main],
-                    on_message=lambda message, h=handler: self.on_message(h, message),
+                    on_message=lambda message, h=handler: self._pending.append((h, message)),
                     prefetch_count=settings.EVENTS_PREFETCH_COUNT,
                     no_ack=False,
                 )
@@ -199,10 +211,62 @@ class RabbitEventConsumer:
     def close(self) -> None:
         self._republisher.close()
 
+    # ------------------------------------------------------------------ batches
+    def collect_ready(self, connection: Any, *, limit: int | None = None) -> None:
+        """Add the messages already received on ``connection`` to the batch, without waiting."""
+        limit = self.max_batch if limit is None else min(limit, self.max_batch)
+        while self._pending and len(self._pending) < limit:
+            before = len(self._pending)
+            try:
+                connection.drain_events(timeout=0)
+            except TimeoutError:
+                return
+            if len(self._pending) == before:
+                return
+
+    def flush(self) -> int:
+        """Handle the collected messages (each handler's as one batch); returns how many."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return 0
+        close_old_connections()
+        by_handler: dict[str, tuple[Handler, list[Message]]] = {}
+        for handler, message in pending:
+            by_handler.setdefault(handler.name, (handler, []))[1].append(message)
+        for handler, messages in by_handler.values():
+            self._handle_batch(handler, messages)
+        self.handled += len(pending)
+        return len(pending)
+
+    def _handle_batch(self, handler: Handler, messages: list[Message]) -> None:
+        parsed = [(message, self._parse(handler, message)) for message in messages]
+        valid = [(message, event) for message, event in parsed if event is not None]
+        if len(valid) == 1:
+            self._apply_one(handler, *valid[0])
+            return
+        if not valid:
+            return
+        try:
+            inbox_process(handler=handler, events=[event for _, event in valid], transport=TRANSPORT_RABBITMQ)
+        except Exception:
+            logger.warning("batch of %d failed for %s; handling its messages one by one", len(valid), handler.name)
+            for message, event in valid:
+                self._apply_one(handler, message, event)
+            return
+        for message, _ in valid:
+            message.ack()
+
     # ------------------------------------------------------------------ per message
     def on_message(self, handler: Handler, message: Message) -> None:
+        """Handle one message now (a batch of one)."""
         self.handled += 1
         close_old_connections()
+        event = self._parse(handler, message)
+        if event is not None:
+            self._apply_one(handler, message, event)
+
+    def _parse(self, handler: Handler, message: Message) -> Event | None:
+        """The message's event, or None when it was invalid (then it is dead-lettered, with the reason)."""
         headers = dict(message.headers or {})
         props = message.properties or {}
         routing_key = (message.delivery_info or {}).get("routing_key", "")
@@ -222,7 +286,10 @@ class RabbitEventConsumer:
         except InvalidMessage as exc:
             with correlation_scope(props.get("correlation_id") or headers.get("correlationId")):
                 self._dead_letter(handler, message, exc.reason, event_type=exc.event_type, event_id=exc.event_id)
-            return
+            return None
+        return event
+
+    def _apply_one(self, handler: Handler, message: Message, event: Event) -> None:
         with correlation_scope(event.correlation_id, event_id=event.event_id, booking_id=event.booking_id):
             try:
                 inbox_process(handler=handler, events=[event], transport=TRANSPORT_RABBITMQ)
@@ -336,10 +403,11 @@ def rabbitmq_consume(
             while time.monotonic() < deadline:
                 if max_messages is not None and consumer.handled >= max_messages:
                     break
-                before = consumer.handled
                 with contextlib.suppress(TimeoutError):
                     connection.drain_events(timeout=min(0.2, idle_timeout))
-                if consumer.handled != before:
+                left = None if max_messages is None else max_messages - consumer.handled
+                consumer.collect_ready(connection, limit=left)
+                if consumer.flush():
                     last_activity = time.monotonic()
                 elif time.monotonic() - last_activity >= idle_timeout:
                     break
@@ -351,23 +419,69 @@ def rabbitmq_consume(
     return consumer.handled
 
 
-class EventConsumerStep(bootsteps.ConsumerStep):
-    """Hosts :class:`RabbitEventConsumer` in ``celery -A tourapp worker`` (registered in tourapp.celery)."""
+class _EventConsumerLoop(ConsumerMixin):
+    """kombu's consumer loop (reconnects with backoff after a connection loss) around the batches."""
 
-    def get_consumers(self, channel: Any) -> list[Consumer]:
+    def __init__(self, consumer: RabbitEventConsumer) -> None:
+        self.connection = events_connection()
+        self.event_consumer = consumer
+        self._consuming: Any = None
+
+    def get_consumers(self, _consumer_factory: Any, channel: Any) -> list[Consumer]:
+        return self.event_consumer.kombu_consumers(channel)
+
+    def on_consume_ready(self, connection: Any, channel: Any, consumers: Any, **kwargs: Any) -> None:
+        self._consuming = connection
+
+    def on_iteration(self) -> None:
+        # Runs before each wait for the broker: apply what the last wait delivered (and anything
+        # else already received), so a message never waits for a batch to fill.
+        if self._consuming is not None:
+            self.event_consumer.collect_ready(self._consuming)
+        self.event_consumer.flush()
+
+    def on_connection_error(self, exc: Exception, interval: float) -> None:
+        logger.warning("event consumer: broker connection lost (%s); retrying in %.1fs", exc, interval)
+
+
+class EventConsumerStep(bootsteps.StartStopStep):
+    """Hosts :class:`RabbitEventConsumer` in ``celery -A tourapp worker`` (registered in tourapp.celery).
+
+    It runs on a thread of the worker's main process with its own connection to
+    ``EVENTS_AMQP_URL``, not in Celery's event loop: handling an event waits on the database, and
+    that wait must not hold up the dispatch of Celery tasks (the notification sends) to the pool.
+    """
+
+    label = "event consumer"
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self._loop: _EventConsumerLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, parent: Any) -> None:
         handlers = handlers_for_transport(TRANSPORT_RABBITMQ)
-        if settings.EVENTS_AMQP_URL != settings.CELERY_BROKER_URL:
-            logger.warning("EVENTS_AMQP_URL differs from the Celery broker; the worker consumes events from the latter")
-        self.event_consumer = RabbitEventConsumer(handlers)
+        if not handlers:
+            return
         logger.info(
             "consuming events for %s from %s",
             [h.name for h in handlers],
             [queue_name_for(h.name) for h in handlers],
         )
-        return self.event_consumer.kombu_consumers(channel)
+        self._loop = _EventConsumerLoop(RabbitEventConsumer(handlers))
+        self._thread = threading.Thread(target=self._run, name="event-consumer", daemon=True)
+        self._thread.start()
 
-    def shutdown(self, c: Any) -> None:
-        super().shutdown(c)
-        consumer = getattr(self, "event_consumer", None)
-        if consumer is not None:
-            consumer.close()
+    def _run(self) -> None:
+        assert self._loop is not None
+        try:
+            self._loop.run()
+        finally:
+            self._loop.event_consumer.close()
+            connections.close_all()  # this thread's
+
+    def stop(self, parent: Any) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        self._loop.should_stop = True
+        self._thread.join(timeout=10)
