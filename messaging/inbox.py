@@ -19,6 +19,7 @@ speed.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -104,28 +105,29 @@ def server_side_cursor() -> Iterator[Any]:
         yield cursor
 
 
+_INSERT_PROCESSED_SQL = f"""
+INSERT INTO {ProcessedMessage._meta.db_table} (handler, dedup_key, event_id, transport, correlation_id, processed_at)
+SELECT %(handler)s, k, e, %(transport)s, c, %(now)s
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS t(k text, e uuid, c text)
+ON CONFLICT (handler, dedup_key) DO NOTHING
+RETURNING dedup_key
+"""  # noqa: S608 - table name from model meta, values are parameters
+
+
 def _insert_processed(handler: Handler, events: Sequence[Event], transport: str) -> set[str]:
     """Insert inbox rows; return the dedup keys that were NEW (the others existed already).
 
-    One statement whatever the batch size: the rows travel as arrays (``unnest``), about twice as
-    fast as a multi-row ``VALUES`` list for a Kafka batch of 500.
+    One statement whatever the batch size. The rows travel as one JSON document
+    (``jsonb_to_recordset``): one C call to encode, where array parameters are quoted element by
+    element in Python.
     """
-    table = ProcessedMessage._meta.db_table
-    sql = (
-        f"INSERT INTO {table} (handler, dedup_key, event_id, transport, correlation_id, processed_at) "  # noqa: S608 - table name from model meta, values are parameters
-        "SELECT %s, k, e, %s, c, %s FROM unnest(%s::text[], %s::uuid[], %s::text[]) AS t(k, e, c) "
-        "ON CONFLICT (handler, dedup_key) DO NOTHING RETURNING dedup_key"
-    )
-    params = [
-        handler.name,
-        transport,
-        timezone.now(),
-        [event.dedup_key for event in events],
-        [event.event_id for event in events],
-        [event.correlation_id for event in events],
+    rows = [
+        {"k": event.dedup_key, "e": str(event.event_id) if event.event_id else None, "c": event.correlation_id}
+        for event in events
     ]
+    params = {"handler": handler.name, "transport": transport, "now": timezone.now(), "rows": json.dumps(rows)}
     with server_side_cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_INSERT_PROCESSED_SQL, params)
         return {row[0] for row in cursor.fetchall()}
 
 

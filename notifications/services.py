@@ -14,7 +14,7 @@ import logging
 import smtplib
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from django.conf import settings
 from django.core.mail import EmailMessage
@@ -50,25 +50,33 @@ def notifications_create_for_events(*, events: Sequence[Event]) -> list[int]:
     constraint makes a replay with purged inbox rows harmless).
     """
     languages = _languages_by_user({e.user_id for e in events if e.user_id is not None})
-    rows: list[tuple[Event, str, str, str, str, str]] = []  # event, channel, to, masked, language, context
+    rows: list[dict[str, Any]] = []
+    by_key: dict[tuple[str, str], Event] = {}
     for event in events:
-        context = json.dumps(
-            {
-                "tour_name": event.tour_name,
-                "total_price": f"{event.total_price:.2f}" if event.total_price is not None else "",
-                "currency": event.currency or DEFAULT_CURRENCY,
-                "seats": event.seats,
-                "tier": event.tier,
-                "occurred_at": event.occurred_at,
-            }
-        )
-        language = languages.get(event.user_id or 0, settings.LANGUAGE_CODE)
-        rows.append(
-            (event, Notification.Channel.EMAIL, event.user_email, mask_email(event.user_email), language, context)
-        )
+        context = {
+            "tour_name": event.tour_name,
+            "total_price": f"{event.total_price:.2f}" if event.total_price is not None else "",
+            "currency": event.currency or DEFAULT_CURRENCY,
+            "seats": event.seats,
+            "tier": event.tier,
+            "occurred_at": event.occurred_at,
+        }
+        common = {
+            "dedup_key": event.dedup_key,
+            "event_id": str(event.event_id) if event.event_id else None,
+            "event_type": event.event_type,
+            "booking_id": event.booking_id,
+            "correlation_id": event.correlation_id,
+            "language": languages.get(event.user_id or 0, settings.LANGUAGE_CODE),
+            "context": context,
+        }
+        channels = [(Notification.Channel.EMAIL, event.user_email, mask_email(event.user_email))]
         if event.phone:
-            rows.append((event, Notification.Channel.SMS, event.phone, mask_phone(event.phone), language, context))
-    created = _insert_notifications(rows)
+            channels.append((Notification.Channel.SMS, event.phone, mask_phone(event.phone)))
+        for channel, to, masked in channels:
+            rows.append({**common, "channel": channel, "recipient": to, "recipient_masked": masked})
+            by_key[(event.dedup_key, channel)] = event
+    created = _insert_notifications(rows, by_key)
     pending = [(pk, event.correlation_id, event.event_id, event.booking_id) for pk, event in created]
     # robust: the records are committed whatever happens to the dispatch; a failed dispatch (broker
     # down) is logged and healed by the beat sweep, it must not make the consumer retry the event.
@@ -76,38 +84,30 @@ def notifications_create_for_events(*, events: Sequence[Event]) -> list[int]:
     return [pk for pk, *_ in pending]
 
 
-def _insert_notifications(rows: list[tuple[Event, str, str, str, str, str]]) -> list[tuple[int, Event]]:
-    """One ``INSERT .. SELECT FROM unnest(..) ON CONFLICT DO NOTHING RETURNING``: a Kafka batch of
-    500 events is one statement, and only the rows really created come back."""
+_INSERT_SQL = f"""
+INSERT INTO {Notification._meta.db_table}
+    (dedup_key, event_id, event_type, booking_id, correlation_id, channel, recipient, recipient_masked,
+     language, context, status, attempts, last_error, summary, created_at, updated_at)
+SELECT dedup_key, event_id, event_type, booking_id, correlation_id, channel, recipient, recipient_masked,
+       language, context, %(status)s, 0, '', '', %(now)s, %(now)s
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS t(
+    dedup_key text, event_id uuid, event_type text, booking_id text, correlation_id text, channel text,
+    recipient text, recipient_masked text, language text, context jsonb)
+ON CONFLICT (dedup_key, channel) DO NOTHING
+RETURNING id, dedup_key, channel
+"""  # noqa: S608 - table name from model meta, values are parameters
+
+
+def _insert_notifications(rows: list[dict[str, Any]], by_key: dict[tuple[str, str], Event]) -> list[tuple[int, Event]]:
+    """One ``INSERT .. SELECT FROM jsonb_to_recordset(..) ON CONFLICT DO NOTHING RETURNING``: a Kafka
+    batch of 500 events is one statement, and only the rows really created come back. The rows
+    travel as one JSON document: encoding it is one C call, where array parameters are quoted
+    element by element in Python (half the cost of the whole insert for a batch)."""
     if not rows:
         return []
-    table = Notification._meta.db_table
-    now = timezone.now()
-    sql = (
-        f"INSERT INTO {table} (dedup_key, event_id, event_type, booking_id, correlation_id, channel, recipient, "  # noqa: S608 - table name from model meta, values are parameters
-        "recipient_masked, language, context, status, attempts, last_error, summary, created_at, updated_at) "
-        "SELECT dk, eid, et, bid, cid, ch, rc, rm, lang, ctx::jsonb, %s, 0, '', '', %s, %s "
-        "FROM unnest(%s::text[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
-        "%s::text[], %s::text[], %s::text[]) AS t(dk, eid, et, bid, cid, ch, rc, rm, lang, ctx) "
-        "ON CONFLICT (dedup_key, channel) DO NOTHING RETURNING id, dedup_key, channel"
-    )
-    columns = list(
-        zip(*[(e.dedup_key, e.event_id, e.event_type, e.booking_id, e.correlation_id) for e, *_ in rows], strict=True)
-    )
-    params = [
-        Notification.Status.PENDING,
-        now,
-        now,
-        *[list(column) for column in columns],
-        [channel for _, channel, *_ in rows],
-        [to for _, _, to, *_ in rows],
-        [masked for _, _, _, masked, *_ in rows],
-        [language for *_, language, _ in rows],
-        [context for *_, context in rows],
-    ]
-    by_key = {(event.dedup_key, channel): event for event, channel, *_ in rows}
+    params = {"status": Notification.Status.PENDING, "now": timezone.now(), "rows": json.dumps(rows)}
     with server_side_cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_INSERT_SQL, params)
         return sorted((pk, by_key[(key, channel)]) for pk, key, channel in cursor.fetchall())
 
 
