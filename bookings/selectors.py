@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet, Sum
+from django.db.models import IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 
+from availability.models import Departure
+from availability.selectors import departure_lock_for_update
 from bookings.models import Booking
 from tourapp.exceptions import NotFound
 
@@ -26,12 +29,22 @@ def booking_get_by_idempotency_key(*, user: AbstractBaseUser, idempotency_key: s
     return Booking.objects.select_related("departure__tour").filter(user=user, idempotency_key=idempotency_key).first()
 
 
-def booking_seats_held_by_user(*, user: AbstractBaseUser, departure_id: int) -> int:
-    """Seats the user holds in confirmed bookings on one departure."""
-    total = Booking.objects.filter(user=user, departure_id=departure_id, status=Booking.Status.CONFIRMED).aggregate(
-        total=Sum("seats")
-    )["total"]
-    return total or 0
+def departure_lock_for_booking(*, departure_id: int, user: AbstractBaseUser) -> Departure | None:
+    """The departure locked ``FOR UPDATE`` (tour joined), annotated with ``seats_held_by_user``:
+    the seats ``user`` holds in confirmed bookings on it. One round trip instead of two; the sum
+    is read under the departure's lock, so concurrent bookings of the same user are serialised."""
+    held = (
+        Booking.objects.filter(user=user, departure_id=OuterRef("pk"), status=Booking.Status.CONFIRMED)
+        .order_by()
+        .values("departure_id")
+        .annotate(total=Sum("seats"))
+        .values("total")
+    )
+    return (
+        departure_lock_for_update(departure_ids=[departure_id])
+        .annotate(seats_held_by_user=Coalesce(Subquery(held, output_field=IntegerField()), Value(0)))
+        .first()
+    )
 
 
 def booking_lock_for_update(*, booking_id: int) -> QuerySet[Booking]:

@@ -31,7 +31,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from availability.models import Departure
 from availability.selectors import departure_lock_for_update
 from availability.services import (
     SeatsUnavailable,
@@ -45,7 +44,7 @@ from bookings.models import Booking
 from bookings.selectors import (
     booking_get_by_idempotency_key,
     booking_lock_for_update,
-    booking_seats_held_by_user,
+    departure_lock_for_booking,
 )
 from messaging.events import TIER_PREMIUM, TIERS, TOUR_BOOKED, TOUR_CANCELLED, routing_key_for
 from messaging.services import outbox_event_record
@@ -138,14 +137,14 @@ def booking_create_or_replay(
     try:
         with transaction.atomic():
             departure = departure_ensure_bookable(
-                departure=departure_lock_for_update(departure_ids=[departure_id]).first(), departure_id=departure_id
+                departure=departure_lock_for_booking(departure_id=departure_id, user=user), departure_id=departure_id
             )
             if idempotency_key:
                 # A concurrent replay may have committed while we waited for the departure lock.
                 earlier = booking_get_by_idempotency_key(user=user, idempotency_key=idempotency_key)
                 if earlier is not None:
                     return BookingCreateResult(_replayed(earlier, **request), created=False)
-            _check_seat_limit_per_user(user=user, departure=departure, seats=seats)
+            _check_seat_limit_per_user(held=departure.seats_held_by_user, seats=seats)
             departure_reserve_seats(departure=departure, seats=seats)
             booking = Booking.objects.create(
                 user=user,
@@ -238,9 +237,8 @@ def _validate_request(*, seats: int, tier: str, email: str) -> None:
         raise InvalidBooking("The booking request is invalid.", fields=fields)
 
 
-def _check_seat_limit_per_user(*, user: AbstractBaseUser, departure: Departure, seats: int) -> None:
+def _check_seat_limit_per_user(*, held: int, seats: int) -> None:
     limit = settings.BOOKING_MAX_SEATS_PER_USER_PER_DEPARTURE
-    held = booking_seats_held_by_user(user=user, departure_id=departure.pk)
     if held + seats > limit:
         raise SeatLimitPerUserExceeded(
             f"At most {limit} seat(s) per person on one departure; you already hold {held}.",
