@@ -144,3 +144,20 @@ def test_the_admin_redirects_anyone_but_staff_to_the_login_page(client, who):
 def test_the_admin_opens_for_staff(client):
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
     assert client.get("/admin/bookings/booking/").status_code == 200
+
+
+def test_a_token_works_only_while_its_user_is_active():
+    # given: a user with a token, who can see their bookings
+    from rest_framework.authtoken.models import Token
+
+    user = UserFactory()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    assert client.get("/api/bookings/").status_code == 200
+    # when: the account is deactivated
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    # then: the same token is refused
+    response = client.get("/api/bookings/")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "authentication_failed"
