@@ -2,10 +2,12 @@
 
 Lock order (every writer follows it, so two transactions never wait on each other in a cycle):
 
-1. departure rows, via ``departure_lock_for_update`` only, ordered by primary key;
+1. departure rows, via ``departure_lock_for_update``, ordered by primary key (a new booking
+   locks its one departure with ``bookings.selectors.departure_lock_for_booking``, the same
+   ``FOR UPDATE OF`` the departure row, hand-written for speed);
 2. then booking rows (``bookings.selectors.booking_lock_for_update``).
 
-No other module calls ``select_for_update`` on ``Departure``.
+No other code locks ``Departure`` rows.
 """
 
 from __future__ import annotations

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from functools import cache
 
-from availability.models import Departure
-from availability.selectors import departure_lock_for_update
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
+from django.db.models import QuerySet
+
+from availability.models import Departure, Tour
 from bookings.models import Booking
 from tourapp.exceptions import NotFound
 
@@ -29,22 +30,44 @@ def booking_get_by_idempotency_key(*, user: AbstractBaseUser, idempotency_key: s
     return Booking.objects.select_related("departure__tour").filter(user=user, idempotency_key=idempotency_key).first()
 
 
+@cache
+def _departure_lock_for_booking_statement() -> tuple[str, list[str], list[str]]:
+    departure_fields = Departure._meta.concrete_fields
+    tour_fields = Tour._meta.concrete_fields
+    columns = ", ".join(
+        [f'd."{field.column}"' for field in departure_fields] + [f't."{field.column}"' for field in tour_fields]
+    )
+    sql = f"""
+SELECT {columns},
+       COALESCE((SELECT SUM(b.seats) FROM {Booking._meta.db_table} b
+                 WHERE b.user_id = %(user_id)s AND b.departure_id = d.id AND b.status = %(confirmed)s), 0)
+FROM {Departure._meta.db_table} d JOIN {Tour._meta.db_table} t ON t.id = d.tour_id
+WHERE d.id = %(departure_id)s
+FOR UPDATE OF d
+"""  # noqa: S608 - names come from model meta, values are parameters
+    return sql, [field.attname for field in departure_fields], [field.attname for field in tour_fields]
+
+
 def departure_lock_for_booking(*, departure_id: int, user: AbstractBaseUser) -> Departure | None:
-    """The departure locked ``FOR UPDATE`` (tour joined), annotated with ``seats_held_by_user``:
-    the seats ``user`` holds in confirmed bookings on it. One round trip instead of two; the sum
-    is read under the departure's lock, so concurrent bookings of the same user are serialised."""
-    held = (
-        Booking.objects.filter(user=user, departure_id=OuterRef("pk"), status=Booking.Status.CONFIRMED)
-        .order_by()
-        .values("departure_id")
-        .annotate(total=Sum("seats"))
-        .values("total")
-    )
-    return (
-        departure_lock_for_update(departure_ids=[departure_id])
-        .annotate(seats_held_by_user=Coalesce(Subquery(held, output_field=IntegerField()), Value(0)))
-        .first()
-    )
+    """The departure locked ``FOR UPDATE`` (only its row; tour joined), with ``seats_held_by_user``:
+    the seats ``user`` holds in confirmed bookings on it, read under the departure's lock so
+    concurrent bookings of one user are serialised. One round trip instead of two.
+
+    Hand-written, built once per process: compiling the equivalent annotated ORM query was half of
+    a booking request's CPU. Lock order as ``availability.selectors.departure_lock_for_update``.
+    """
+    sql, departure_names, tour_names = _departure_lock_for_booking_statement()
+    params = {"user_id": user.pk, "departure_id": departure_id, "confirmed": Booking.Status.CONFIRMED.value}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    split = len(departure_names)
+    departure = Departure.from_db(connection.alias, departure_names, row[:split])
+    departure.tour = Tour.from_db(connection.alias, tour_names, row[split:-1])
+    departure.seats_held_by_user = row[-1]  # type: ignore[attr-defined] - documented annotation
+    return departure
 
 
 def booking_lock_for_update(*, booking_id: int) -> QuerySet[Booking]:
