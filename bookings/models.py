@@ -18,7 +18,10 @@ class Booking(models.Model):
         CONFIRMED = "confirmed", "Confirmed"
         CANCELLED = "cancelled", "Cancelled"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings")
+    # No index of its own: booking_user_recent_idx (user, -created_at) serves every lookup by user.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings", db_index=False
+    )
     departure = models.ForeignKey(Departure, on_delete=models.PROTECT, related_name="bookings")
     seats = models.PositiveIntegerField()
     tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.STANDARD)
@@ -26,7 +29,9 @@ class Booking(models.Model):
     currency = models.CharField(max_length=3)
     contact_email = models.EmailField()
     contact_phone = models.CharField(max_length=32, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CONFIRMED, db_index=True)
+    # Not indexed: two values, always filtered together with the user or the departure (each
+    # index is one more write on every booking).
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CONFIRMED)
     # NULL (not "") means "no key", so the partial unique constraint ignores keyless bookings.
     idempotency_key = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(auto_now_add=True)

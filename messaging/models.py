@@ -20,12 +20,16 @@ class OutboxEvent(models.Model):
     message_key = models.CharField(max_length=255, help_text="Kafka partition key (the aggregate id).")
     payload = models.JSONField()
     headers = models.JSONField(default=dict, blank=True)
-    correlation_id = models.CharField(max_length=128, blank=True, db_index=True)
+    correlation_id = models.CharField(max_length=128, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["aggregate_type", "aggregate_id", "id"], name="outbox_aggregate_idx")]
+        indexes = [
+            models.Index(fields=["aggregate_type", "aggregate_id", "id"], name="outbox_aggregate_idx"),
+            # Exact lookups only (the admin searches "=correlation_id"): no extra LIKE index to maintain.
+            models.Index(fields=["correlation_id"], name="outbox_correlation_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.aggregate_type}:{self.aggregate_id} ({self.event_id})"
