@@ -11,10 +11,11 @@ so that the in-memory ``seats_reserved`` they pass in is current.
 
 from __future__ import annotations
 
-from django.db import IntegrityError, connection
+from django.db import IntegrityError
 from django.utils import timezone
 
 from availability.models import Departure
+from tourapp.db import server_side_cursor
 from tourapp.exceptions import Conflict, DomainError, integrity_constraint_name
 
 CAPACITY_CONSTRAINT = "departure_seats_within_capacity"
@@ -72,5 +73,5 @@ _ADD_SEATS_SQL = f"UPDATE {Departure._meta.db_table} SET seats_reserved = seats_
 
 
 def _add_seats(*, departure_id: int, seats: int) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(_ADD_SEATS_SQL, [seats, departure_id])
+    with server_side_cursor() as cursor:
+        cursor.execute(_ADD_SEATS_SQL, [seats, departure_id], prepare=True)

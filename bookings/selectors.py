@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 
 from availability.models import Departure, Tour
 from bookings.models import Booking
+from tourapp.db import server_side_cursor
 from tourapp.exceptions import NotFound
 
 
@@ -58,9 +59,8 @@ def departure_lock_for_booking(*, departure_id: int, user: AbstractBaseUser) -> 
     """
     sql, departure_names, tour_names = _departure_lock_for_booking_statement()
     params = {"user_id": user.pk, "departure_id": departure_id, "confirmed": Booking.Status.CONFIRMED.value}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    with server_side_cursor() as cursor:
+        row = cursor.execute(sql, params, prepare=True).fetchone()
     if row is None:
         return None
     split = len(departure_names)

@@ -48,6 +48,7 @@ from bookings.selectors import (
 )
 from messaging.events import TIER_PREMIUM, TIERS, TOUR_BOOKED, TOUR_CANCELLED, routing_key_for
 from messaging.services import outbox_event_record
+from tourapp.db import model_insert
 from tourapp.exceptions import Conflict, DomainError, NotFound, integrity_constraint_name
 
 IDEMPOTENCY_CONSTRAINT = "booking_unique_idempotency_key_per_user"
@@ -146,17 +147,19 @@ def booking_create_or_replay(
                     return BookingCreateResult(_replayed(earlier, **request), created=False)
             _check_seat_limit_per_user(held=departure.seats_held_by_user, seats=seats)
             departure_reserve_seats(departure=departure, seats=seats)
-            booking = Booking.objects.create(
-                user=user,
-                departure=departure,
-                seats=seats,
-                tier=tier,
-                total_price=booking_price(base_price=departure.tour.base_price, seats=seats, tier=tier),
-                currency=departure.tour.currency,
-                contact_email=email,
-                contact_phone=contact_phone,
-                status=Booking.Status.CONFIRMED,
-                idempotency_key=idempotency_key or None,
+            booking = model_insert(
+                Booking(
+                    user=user,
+                    departure=departure,
+                    seats=seats,
+                    tier=tier,
+                    total_price=booking_price(base_price=departure.tour.base_price, seats=seats, tier=tier),
+                    currency=departure.tour.currency,
+                    contact_email=email,
+                    contact_phone=contact_phone,
+                    status=Booking.Status.CONFIRMED,
+                    idempotency_key=idempotency_key or None,
+                )
             )
             _record_event(booking=booking, event_type=TOUR_BOOKED, occurred_at=booking.created_at)
     except IntegrityError as exc:

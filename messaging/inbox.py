@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -37,6 +35,7 @@ from messaging.envelope import Event
 from messaging.models import ProcessedMessage
 from messaging.registry import Handler
 from tourapp.correlation import correlation_scope
+from tourapp.db import server_side_cursor
 from tourapp.metrics import CONSUMER_DUPLICATES, CONSUMER_PROCESSED, END_TO_END_LATENCY
 
 logger = logging.getLogger(__name__)
@@ -89,20 +88,6 @@ def _mark_in_cache(handler_name: str, dedup_keys: list[str]) -> None:
 def inbox_forget_cache(*, handler_name: str) -> int:
     """Delete every fast-path key of one handler (used by the read-model rebuild)."""
     return cache.delete_pattern(idempotency_key(handler_name=handler_name, dedup_key="*"))
-
-
-@contextmanager
-def server_side_cursor() -> Iterator[Any]:
-    """A psycopg cursor with server-side parameter binding on Django's connection (same transaction).
-
-    Django's default client-side binding quotes every array element in Python; for a batch insert
-    of arrays that costs more than the insert itself.
-    """
-    import psycopg
-
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
-        yield cursor
 
 
 _INSERT_PROCESSED_SQL = f"""

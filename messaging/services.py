@@ -20,6 +20,7 @@ from django.utils import timezone
 from messaging.events import HEADER_CORRELATION_ID, HEADER_EVENT_ID, HEADER_EVENT_TYPE
 from messaging.models import OutboxDelivery, OutboxEvent
 from tourapp.correlation import get_correlation_id, new_correlation_id
+from tourapp.db import server_side_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def outbox_event_record(
     }
     event.created_at = timezone.now()
     # One round trip for the event, its deliveries and the kick: this runs inside every booking's transaction.
-    with connection.cursor() as cursor:
+    with server_side_cursor() as cursor:
         cursor.execute(
             _RECORD_SQL,
             {
@@ -77,6 +78,7 @@ def outbox_event_record(
                 "pending": OutboxDelivery.State.PENDING.value,
                 "channel": settings.OUTBOX_NOTIFY_CHANNEL,
             },
+            prepare=True,
         )
         event.pk = cursor.fetchone()[0]
     event._state.adding = False

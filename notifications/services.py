@@ -22,12 +22,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from messaging.envelope import Event
-from messaging.inbox import server_side_cursor
 from notifications.messages import render_email, render_sms, render_summary
 from notifications.models import Notification, NotificationPreference
 from notifications.pii import mask_email, mask_phone
 from notifications.sms import TransientSmsError, sms_backend
 from tourapp.correlation import correlation_scope, get_correlation_id
+from tourapp.db import server_side_cursor
 from tourapp.metrics import END_TO_END_LATENCY
 
 logger = logging.getLogger(__name__)

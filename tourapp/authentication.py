@@ -16,6 +16,8 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
+from tourapp.db import server_side_cursor
+
 
 @cache
 def _lookup() -> tuple[str, list[str]]:
@@ -32,9 +34,8 @@ def _lookup() -> tuple[str, list[str]]:
 class TokenAuthentication(authentication.TokenAuthentication):
     def authenticate_credentials(self, key: str) -> tuple[Any, Token]:
         sql, fields = _lookup()
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [key])
-            row = cursor.fetchone()
+        with server_side_cursor() as cursor:
+            row = cursor.execute(sql, [key], prepare=True).fetchone()
         if row is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))
         user = get_user_model().from_db(connection.alias, fields, row[1:])

@@ -11,7 +11,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
-from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from bookings.api.serializers import (
@@ -25,6 +25,7 @@ from bookings.api.serializers import (
 from bookings.selectors import booking_get_for_user, booking_list_for_user
 from bookings.services import auth_token_obtain, booking_cancel, booking_create_or_replay, user_register
 from tourapp.exceptions import DomainError
+from tourapp.throttling import RedisScopedRateThrottle
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _SANE_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")  # visible ASCII, as stored (max 128)
@@ -72,7 +73,7 @@ class BookingCreateApi(APIView):
     throttle_scope = "bookings"
 
     def get_throttles(self) -> list[BaseThrottle]:
-        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+        return [RedisScopedRateThrottle()] if self.request.method == "POST" else []
 
     @extend_schema(
         operation_id="bookings_create",
