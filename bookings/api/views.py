@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -22,6 +24,7 @@ from bookings.api.serializers import (
     TokenObtainInputSerializer,
     TokenOutputSerializer,
 )
+from bookings.models import Booking
 from bookings.selectors import booking_get_for_user, booking_list_for_user
 from bookings.services import auth_token_obtain, booking_cancel, booking_create_or_replay, user_register
 from tourapp.exceptions import DomainError
@@ -38,6 +41,19 @@ _IDEMPOTENCY_PARAMETER = OpenApiParameter(
     description="Optional, per user. A retried request with the same key returns the same booking "
     "(200) instead of booking twice; reusing a key for a different request is a 409.",
 )
+
+
+_output = threading.local()
+
+
+def _booking_data(booking: Booking) -> dict[str, Any]:
+    """``BookingOutputSerializer(booking).data`` with one serializer per thread, reused as
+    ``ListSerializer`` reuses its child: binding the fields anew for every response cost more
+    than rendering them."""
+    serializer = getattr(_output, "serializer", None)
+    if serializer is None:
+        serializer = _output.serializer = BookingOutputSerializer()
+    return serializer.to_representation(booking)
 
 
 class InvalidIdempotencyKey(DomainError):
@@ -99,7 +115,7 @@ class BookingCreateApi(APIView):
             user=request.user, idempotency_key=idempotency_key, **serializer.validated_data
         )
         return Response(
-            BookingOutputSerializer(result.booking).data,
+            _booking_data(result.booking),
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
 
@@ -124,7 +140,7 @@ class BookingDetailApi(APIView):
     )
     def get(self, request: Request, booking_id: int) -> Response:
         booking = booking_get_for_user(user=request.user, booking_id=booking_id)
-        return Response(BookingOutputSerializer(booking).data)
+        return Response(_booking_data(booking))
 
 
 class BookingCancelApi(APIView):
@@ -138,7 +154,7 @@ class BookingCancelApi(APIView):
     )
     def post(self, request: Request, booking_id: int) -> Response:
         booking = booking_cancel(user=request.user, booking_id=booking_id)
-        return Response(BookingOutputSerializer(booking).data)
+        return Response(_booking_data(booking))
 
 
 class TokenObtainApi(APIView):
