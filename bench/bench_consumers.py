@@ -15,7 +15,8 @@ sees these messages. No Celery worker runs: the dispatched send tasks are counte
   commit. Target: path >= 0.3 x raw.
 * RabbitMQ: ``--amqp-events`` messages go to the notifications queue; a raw kombu consumer
   (prefetch as configured, decode JSON, ack) drains a copy in its own queue; then the real
-  consumer (``rabbitmq_consume``: per message parse, inbox transaction, task dispatch, ack).
+  consumer (``rabbitmq_consume``, the worker's code: parse each message, one inbox transaction and
+  task dispatch for what the broker already sent (up to the prefetch), then the acks).
 """
 
 from __future__ import annotations

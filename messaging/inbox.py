@@ -73,14 +73,24 @@ def _seen_in_cache(handler_name: str, dedup_keys: list[str]) -> set[str]:
     return {key for key, value in zip(dedup_keys, values, strict=True) if value is not None}
 
 
+# SET key 1 EX ttl NX for every key, in one command: a batch of 500 keys costs one command to
+# encode instead of 500 (a pipeline of SETs was a tenth of the Kafka path's CPU). Single Redis
+# (or all keys in one slot): the keys of one call are not spread over a cluster.
+_SET_ALL_NX = """
+for _, key in ipairs(KEYS) do redis.call('SET', key, '1', 'EX', ARGV[1], 'NX') end
+return #KEYS
+"""
+_set_all_nx = None
+
+
 def _mark_in_cache(handler_name: str, dedup_keys: list[str]) -> None:
+    global _set_all_nx
     if not dedup_keys:
         return
     try:
-        pipe = _redis().pipeline(transaction=False)
-        for key in _redis_keys(handler_name, dedup_keys):
-            pipe.set(key, b"1", ex=settings.IDEMPOTENCY_TTL_SECONDS, nx=True)
-        pipe.execute()
+        if _set_all_nx is None:
+            _set_all_nx = _redis().register_script(_SET_ALL_NX)
+        _set_all_nx(keys=_redis_keys(handler_name, dedup_keys), args=[settings.IDEMPOTENCY_TTL_SECONDS])
     except Exception:  # the cache is an optimisation; the DB decides when it is down
         logger.warning("could not write idempotency keys to the cache", exc_info=True)
 
