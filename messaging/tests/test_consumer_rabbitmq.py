@@ -171,3 +171,48 @@ def test_quorum_queues_get_explicit_arguments_and_the_retry_ladder_still_works(a
     assert handled == 2
     assert handler.applied == [payload["eventId"]]
     assert rabbitmq_topology_setup() == [queue_name_for("flaky")]
+
+
+class PoisonOnce:
+    """Refuses any batch that holds the poison event; applies everything else."""
+
+    def __init__(self, poison: str) -> None:
+        self.poison = poison
+        self.batches: list[list[str]] = []
+
+    def __call__(self, events: Sequence[Event]) -> None:
+        keys = [e.dedup_key for e in events]
+        if self.poison in keys:
+            raise RuntimeError("poison")
+        self.batches.append(keys)
+
+
+def test_rabbitmq_consumer_applies_a_backlog_in_batches_and_isolates_a_failing_event(amqp_env, settings) -> None:
+    # given: a handler that refuses any batch holding one poison event
+    good = [booking_payload() for _ in range(9)]
+    poison = booking_payload()
+    handler = PoisonOnce(poison=poison["eventId"])
+    registry.register(name="flaky", event_types=[TOUR_BOOKED], handle_batch=handler)
+    settings.EVENT_HANDLER_ROUTES = {"notifications": "kafka", "availability": "kafka", "flaky": "rabbitmq"}
+    try:
+        rabbitmq_topology_setup()
+        # when: five good events wait in the queue
+        amqp_publish([(p, wire_headers(p)) for p in good[:5]])
+        first = rabbitmq_consume(max_messages=5, idle_timeout=2)
+        # then: they are applied together, not one transaction each
+        assert first == 5
+        assert max(len(batch) for batch in handler.batches) > 1
+        # when: four more wait with the poison among them (then its two retries)
+        amqp_publish([(p, wire_headers(p)) for p in [*good[5:7], poison, *good[7:]]])
+        second = rabbitmq_consume(max_messages=7, idle_timeout=2)
+    finally:
+        registry.unregister("flaky")
+    # then: the batch that failed is handled one by one: every good event applied exactly once...
+    assert second == 7
+    applied = [key for batch in handler.batches for key in batch]
+    assert sorted(applied) == sorted(p["eventId"] for p in good)
+    # ...and only the poison went down the retry ladder, into the DLQ; nothing is left behind
+    (dead,) = amqp_queue_get_all(f"{queue_name_for('flaky')}.dlq")
+    assert json.loads(dead.body)["eventId"] == poison["eventId"]
+    assert "poison" in dead.properties["application_headers"]["x-error"]
+    assert amqp_queue_get_all(queue_name_for("flaky")) == []
