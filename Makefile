@@ -42,6 +42,7 @@ run: seed
 lint: venv
 	@.venv/bin/ruff check .
 	@.venv/bin/ruff format --check .
+	@.venv/bin/mypy tourapp messaging bookings availability notifications
 
 format: venv
 	@.venv/bin/ruff check --fix .

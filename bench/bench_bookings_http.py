@@ -65,7 +65,7 @@ def bench_app(variant: str) -> Any:
 
         # The service logs the recorded event's id: hand it a stand-in with one.
         no_event = SimpleNamespace(event_id="-")
-        bookings.services.outbox_event_record = lambda **kwargs: no_event  # type: ignore[assignment] - bench only
+        bookings.services.outbox_event_record = lambda **kwargs: no_event  # type: ignore[assignment]  # bench only
     else:
         raise ValueError(f"unknown bench variant {variant!r}")
     return application

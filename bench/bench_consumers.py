@@ -156,12 +156,12 @@ def _kafka_path(count: int, handler_name: str) -> tuple[int, int, int, float]:
     original = consumer._handle_until_done
     marks: list[float] = []
 
-    def timed(batch):  # type: ignore[no-untyped-def] - wraps the consumer's own method
+    def timed(batch):  # type: ignore[no-untyped-def]  # wraps the consumer's own method
         if not marks:
             marks.append(time.perf_counter())
         return original(batch)
 
-    consumer._handle_until_done = timed  # type: ignore[method-assign] - benchmark instrumentation
+    consumer._handle_until_done = timed  # type: ignore[method-assign]  # benchmark instrumentation
     stats = consumer.run()
     return stats.records, stats.applied, stats.batches, time.perf_counter() - marks[0]
 
@@ -191,7 +191,7 @@ def bench_rabbitmq(count: int, departure_id: int, tour_id: int) -> dict:
 
     seen = 0
 
-    def on_message(message) -> None:  # type: ignore[no-untyped-def] - kombu callback
+    def on_message(message) -> None:  # type: ignore[no-untyped-def]  # kombu callback
         nonlocal seen
         json.loads(message.body)
         message.ack()

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import logging
 from decimal import ROUND_HALF_UP, Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -93,7 +93,7 @@ def booking_price(*, base_price: Decimal, seats: int, tier: str) -> Decimal:
 
 def booking_create(
     *,
-    user: AbstractBaseUser,
+    user: User,
     departure_id: int,
     seats: int,
     tier: str,
@@ -115,7 +115,7 @@ def booking_create(
 
 def booking_create_or_replay(
     *,
-    user: AbstractBaseUser,
+    user: User,
     departure_id: int,
     seats: int,
     tier: str,
@@ -128,24 +128,23 @@ def booking_create_or_replay(
     Raises ``InvalidBooking`` / ``DepartureNotBookable`` (400), ``SeatsUnavailable``,
     ``SeatLimitPerUserExceeded``, ``IdempotencyKeyReused`` (409). Nothing is written when it raises.
     """
-    email = contact_email or getattr(user, "email", "")
+    email = contact_email or user.email
     _validate_request(seats=seats, tier=tier, email=email)
-    request = {"departure_id": departure_id, "seats": seats, "tier": tier}
+    request: dict[str, Any] = {"departure_id": departure_id, "seats": seats, "tier": tier}
     if idempotency_key:
         earlier = booking_get_by_idempotency_key(user=user, idempotency_key=idempotency_key)
         if earlier is not None:
             return BookingCreateResult(_replayed(earlier, **request), created=False)
     try:
         with transaction.atomic():
-            departure = departure_ensure_bookable(
-                departure=departure_lock_for_booking(departure_id=departure_id, user=user), departure_id=departure_id
-            )
+            locked, held = departure_lock_for_booking(departure_id=departure_id, user=user)
+            departure = departure_ensure_bookable(departure=locked, departure_id=departure_id)
             if idempotency_key:
                 # A concurrent replay may have committed while we waited for the departure lock.
                 earlier = booking_get_by_idempotency_key(user=user, idempotency_key=idempotency_key)
                 if earlier is not None:
                     return BookingCreateResult(_replayed(earlier, **request), created=False)
-            _check_seat_limit_per_user(held=departure.seats_held_by_user, seats=seats)
+            _check_seat_limit_per_user(held=held, seats=seats)
             departure_reserve_seats(departure=departure, seats=seats)
             booking = model_insert(
                 Booking(
@@ -173,7 +172,7 @@ def booking_create_or_replay(
     return BookingCreateResult(booking, created=True)
 
 
-def booking_cancel(*, user: AbstractBaseUser, booking_id: int) -> Booking:
+def booking_cancel(*, user: User, booking_id: int) -> Booking:
     """The owner cancels their booking before departure; ``NotFound`` if it is not theirs."""
     return _booking_cancel(booking_id=booking_id, owner=user)
 
@@ -183,7 +182,7 @@ def booking_cancel_by_staff(*, booking_id: int) -> Booking:
     return _booking_cancel(booking_id=booking_id, owner=None)
 
 
-def _booking_cancel(*, booking_id: int, owner: AbstractBaseUser | None) -> Booking:
+def _booking_cancel(*, booking_id: int, owner: User | None) -> Booking:
     """Cancel, release the seats and record ``tour.cancelled``; a second cancel changes nothing."""
     bookings = Booking.objects.filter(pk=booking_id)
     if owner is not None:
@@ -257,7 +256,7 @@ def _replayed(booking: Booking, *, departure_id: int, seats: int, tier: str) -> 
     return booking
 
 
-def user_register(*, username: str, email: str, password: str) -> tuple[AbstractBaseUser, Token]:
+def user_register(*, username: str, email: str, password: str) -> tuple[User, Token]:
     """Create a customer account and its API token (the documented way for a new user to get one)."""
     user_model = get_user_model()
     candidate = user_model(username=username, email=email)

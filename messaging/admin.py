@@ -35,7 +35,7 @@ class OutboxDeliveryInline(admin.TabularInline):
     extra = 0
     can_delete = False
     fields = ["destination", "state", "attempts", "next_attempt_at", "delivered_at", "last_error"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the same list: every field is read-only
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False

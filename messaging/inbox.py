@@ -24,6 +24,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -52,7 +53,7 @@ def idempotency_key(*, handler_name: str, dedup_key: str) -> str:
     return f"processed:{handler_name}:{dedup_key}"
 
 
-def _redis():  # type: ignore[no-untyped-def] - a redis.Redis client
+def _redis() -> Any:  # a redis.Redis client
     from django_redis import get_redis_connection
 
     return get_redis_connection("default")
@@ -97,7 +98,7 @@ def _mark_in_cache(handler_name: str, dedup_keys: list[str]) -> None:
 
 def inbox_forget_cache(*, handler_name: str) -> int:
     """Delete every fast-path key of one handler (used by the read-model rebuild)."""
-    return cache.delete_pattern(idempotency_key(handler_name=handler_name, dedup_key="*"))
+    return cache.delete_pattern(idempotency_key(handler_name=handler_name, dedup_key="*"))  # type: ignore[attr-defined]  # django-redis
 
 
 _INSERT_PROCESSED_SQL = f"""

@@ -19,18 +19,22 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from amqp import Message, spec
+from amqp.exceptions import AMQPError
 from amqp.method_framing import frame_writer
 from amqp.serialization import dumps
 from django.conf import settings
+from kombu.exceptions import KombuError
 
 from messaging.amqp import events_connection, events_exchange
 
 logger = logging.getLogger(__name__)
 
 AMQP_CONFIRM_TIMEOUT_SECONDS = 15.0
+# What a lost or refused RabbitMQ connection raises (the batch is then undecided, never failed).
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (OSError, AMQPError, KombuError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,14 +128,15 @@ class AmqpPublisher:
     def __init__(self, *, exchange: str | None = None, confirm_timeout: float = AMQP_CONFIRM_TIMEOUT_SECONDS):
         self.exchange = exchange or settings.EVENTS_EXCHANGE
         self.confirm_timeout = confirm_timeout
-        self._conn = None
-        self._channel = None
+        # py-amqp objects (kombu's types do not describe confirm mode or the channel's events)
+        self._conn: Any = None
+        self._channel: Any = None
         self._generation = 0
         self._next_tag = 1
         self._by_tag: dict[int, tuple[_AmqpInFlight, int]] = {}  # delivery tag -> (batch, delivery id)
         self._by_message_id: dict[str, tuple[_AmqpInFlight, int]] = {}  # message_id (event id) -> same
         self._frames = _FrameBuffer()
-        self._write_frame = None
+        self._write_frame: Any = None
         self._publish_args: dict[str, bytes] = {}  # routing key -> encoded basic.publish arguments
 
     # -- connection -------------------------------------------------------------------------
@@ -140,7 +145,7 @@ class AmqpPublisher:
         # noticed on the next batch instead, which is then retried once on a fresh connection.
         conn = events_connection(heartbeat=0)
         conn.ensure_connection(max_retries=0)
-        channel = conn.channel()
+        channel: Any = conn.channel()  # py-amqp's Channel: confirm mode and its events
         events_exchange(self.exchange)(channel).declare()
         channel.confirm_select()
         channel.events["basic_ack"].add(self._on_ack)
@@ -216,7 +221,7 @@ class AmqpPublisher:
             transport = self._conn.connection.transport
             with transport.having_timeout(self.confirm_timeout):
                 transport.write(self._frames.take())
-        except (OSError, *self._transport_errors()) as exc:
+        except _TRANSPORT_ERRORS as exc:
             self._lost(batch, exc)
         return batch
 
@@ -236,7 +241,7 @@ class AmqpPublisher:
                 if remaining <= 0:
                     raise TimeoutError(f"no publisher confirm within {self.confirm_timeout:.0f}s")
                 self._conn.connection.drain_events(timeout=remaining)
-        except (OSError, TimeoutError, *self._transport_errors()) as exc:
+        except _TRANSPORT_ERRORS as exc:  # TimeoutError is an OSError
             self._lost(batch, exc)
         if batch.unconfirmed and not batch.outcome.unavailable:
             batch.outcome.unavailable = "rabbitmq unavailable: connection lost before the confirms"
@@ -250,12 +255,6 @@ class AmqpPublisher:
     def _lost(self, batch: _AmqpInFlight, exc: BaseException) -> None:
         batch.outcome.unavailable = f"rabbitmq unavailable: {type(exc).__name__}: {exc}"
         self.close()
-
-    def _transport_errors(self) -> tuple[type[BaseException], ...]:
-        from amqp.exceptions import AMQPError
-        from kombu.exceptions import KombuError
-
-        return (AMQPError, KombuError)
 
 
 @dataclass(slots=True)

@@ -58,6 +58,7 @@ from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import cycle
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -267,7 +268,7 @@ def _record(
         next_ats.append(None if dead else now + timedelta(seconds=outbox_backoff_delay(attempts=tries)))
         errors.append(_bounded_error(outcome.failed[delivery_id]))
         result.dead += dead
-    statements: list[tuple[str, dict[str, object]]] = []
+    statements: list[tuple[str, dict[str, Any]]] = []
     if delivered_ids:
         statements.append((_RECORD_DELIVERED_SQL, {"ids": sorted(delivered_ids), "now": now, "lease": lease}))
     if ids:

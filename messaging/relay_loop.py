@@ -23,6 +23,7 @@ import contextlib
 import logging
 import threading
 import time
+from typing import Any
 
 import psycopg
 from celery import bootsteps
@@ -36,12 +37,12 @@ logger = logging.getLogger(__name__)
 class OutboxRelayLoopStep(bootsteps.StartStopStep):
     label = "outbox relay loop"
 
-    def __init__(self, parent, **kwargs) -> None:  # type: ignore[no-untyped-def] - Celery's signature
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def start(self, parent) -> None:  # type: ignore[no-untyped-def]
+    def start(self, parent: Any) -> None:
         if settings.OUTBOX_WORKER_LOOP_SECONDS <= 0:
             return
         for destination in settings.OUTBOX_DESTINATIONS:
@@ -50,7 +51,7 @@ class OutboxRelayLoopStep(bootsteps.StartStopStep):
             thread.start()
             self._threads.append(thread)
 
-    def stop(self, parent) -> None:  # type: ignore[no-untyped-def]
+    def stop(self, parent: Any) -> None:
         self._stopping.set()
         for thread in self._threads:
             thread.join(timeout=10)

@@ -50,7 +50,7 @@ def outbox_backlog_stats() -> dict[str, DestinationBacklog]:
         .annotate(count=Count("id"))
         .order_by()
     )
-    for row in dead:
-        entry = stats.setdefault(row["destination"], {"pending": 0, "dead": 0, "oldest_pending_age_seconds": None})
-        entry["dead"] = row["count"]
+    for dead_row in dead:
+        entry = stats.setdefault(dead_row["destination"], {"pending": 0, "dead": 0, "oldest_pending_age_seconds": None})
+        entry["dead"] = dead_row["count"]
     return stats

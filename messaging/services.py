@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -20,7 +21,7 @@ from django.utils import timezone
 from messaging.events import HEADER_CORRELATION_ID, HEADER_EVENT_ID, HEADER_EVENT_TYPE
 from messaging.models import OutboxDelivery, OutboxEvent
 from tourapp.correlation import get_correlation_id, new_correlation_id
-from tourapp.db import server_side_cursor
+from tourapp.db import one_row, server_side_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def outbox_event_record(
             },
             prepare=True,
         )
-        event.pk = cursor.fetchone()[0]
+        (event.pk, _) = one_row(cursor.fetchone())
     event._state.adding = False
     event._state.db = connection.alias
     return event
@@ -171,7 +172,7 @@ def outbox_requeue_dead(
                 id__in=[row[0] for row in chunk], state=OutboxDelivery.State.DEAD
             ).update(state=OutboxDelivery.State.PENDING, attempts=0, next_attempt_at=None)
             event_ids = sorted({row[1] for row in chunk})
-            transaction.on_commit(lambda ids=event_ids: outbox_relay_kick(event_ids=ids))
+            transaction.on_commit(partial(outbox_relay_kick, event_ids=event_ids))
         total += updated
         if progress:
             progress(total)

@@ -45,7 +45,7 @@ class NotificationAdmin(admin.ModelAdmin):
         "updated_at",
         "sent_at",
     ]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the same list: every field is read-only
     actions = ["resend"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 
 from notifications.services import notification_send, notifications_sweep
@@ -22,7 +22,7 @@ def retry_countdown(retries: int) -> float:
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
-def notification_send_task(self, notification_id: int) -> str:  # type: ignore[no-untyped-def] - Celery bound task
+def notification_send_task(self: Task, notification_id: int) -> str:
     max_retries = settings.NOTIFICATION_MAX_RETRIES
     outcome = notification_send(notification_id=notification_id, final_attempt=self.request.retries >= max_retries)
     if outcome == "retry":
@@ -41,7 +41,7 @@ def notification_send_batch_task(notification_ids: list[int]) -> dict[str, int]:
     for notification_id in notification_ids:
         outcome = notification_send(notification_id=notification_id, final_attempt=False)
         if outcome == "retry":
-            notification_send_task.apply_async(args=[notification_id], countdown=retry_countdown(0))
+            notification_send_task.apply_async(args=(notification_id,), countdown=retry_countdown(0))
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
 

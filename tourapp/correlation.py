@@ -64,7 +64,7 @@ class CorrelationIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         with correlation_scope(request.META.get(_META_KEY)) as cid:
-            request.correlation_id = cid  # type: ignore[attr-defined] - documented request attribute
+            request.correlation_id = cid  # type: ignore[attr-defined]  # documented request attribute
             response = self.get_response(request)
             response[HEADER] = cid
             return response

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from django.db import connection, models
@@ -35,12 +35,18 @@ def server_side_cursor() -> Iterator[psycopg.Cursor]:
 @cache
 def _insert_statement(model: type[models.Model]) -> tuple[str, list[models.Field]]:
     fields = [field for field in model._meta.concrete_fields if not field.primary_key]
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     table = connection.ops.quote_name(model._meta.db_table)
-    pk = connection.ops.quote_name(model._meta.pk.column)
+    pk = connection.ops.quote_name(str(model._meta.pk.column))
     sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) RETURNING {pk}"  # noqa: S608 - names come from model meta, values are parameters
     return sql, fields
+
+
+def one_row(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    if row is None:  # a RETURNING statement that inserted its row always returns it
+        raise RuntimeError("the statement returned no row")
+    return row
 
 
 def model_insert(instance: M) -> M:
@@ -50,7 +56,7 @@ def model_insert(instance: M) -> M:
     sql, fields = _insert_statement(type(instance))
     values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
     with server_side_cursor() as cursor:
-        instance.pk = cursor.execute(sql, values, prepare=True).fetchone()[0]
+        (instance.pk,) = one_row(cursor.execute(sql, values, prepare=True).fetchone())
     instance._state.adding = False
     instance._state.db = connection.alias
     return instance

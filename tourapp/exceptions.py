@@ -24,7 +24,7 @@ class DomainError(Exception):
     """A business rule said no. Services raise these; the API turns them into 4xx."""
 
     code = "domain_error"
-    http_status = status.HTTP_400_BAD_REQUEST
+    http_status: int = status.HTTP_400_BAD_REQUEST
 
     def __init__(self, message: str, *, fields: dict[str, list[str]] | None = None) -> None:
         super().__init__(message)

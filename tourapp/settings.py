@@ -8,6 +8,7 @@ and turns on the secure defaults that ``manage.py check --deploy`` asks for.
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -280,7 +281,7 @@ if PRODUCTION:
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION or TESTING else "console")
 LOG_ROLE = env.str("TOURAPP_ROLE", default="web")
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"context": {"()": "tourapp.logging.ContextFilter"}},

@@ -26,19 +26,20 @@ class RedisScopedRateThrottle(ScopedRateThrottle):
         if not self.scope:
             return True
         self.rate = self.get_rate()
-        self.num_requests, self.duration = self.parse_rate(self.rate)
-        if self.rate is None:
+        num_requests, duration = self.parse_rate(self.rate)
+        if num_requests is None or duration is None:
             return True
+        self.num_requests, self.duration = num_requests, duration
         key = self.get_cache_key(request, view)
         if key is None:
             return True
         self.key = cache.make_key(key)
         try:
-            count = _count(self.key, seconds=self.duration)
+            count = _count(self.key, seconds=duration)
         except Exception:  # broad on purpose: the cache is not allowed to refuse bookings
             logger.warning("throttle: cache unavailable, request allowed", exc_info=True)
             return True
-        return count <= self.num_requests
+        return count <= num_requests
 
     def wait(self) -> float | None:
         """Seconds until the client's window ends (the ``Retry-After`` of the 429)."""
@@ -47,8 +48,8 @@ class RedisScopedRateThrottle(ScopedRateThrottle):
         try:
             milliseconds = get_redis_connection("default").pttl(self.key)
         except Exception:  # broad on purpose: see allow_request
-            return float(self.duration)
-        return max(milliseconds, 0) / 1000 if milliseconds >= 0 else float(self.duration)
+            return float(self.duration or 0)
+        return max(milliseconds, 0) / 1000 if milliseconds >= 0 else float(self.duration or 0)
 
 
 def _count(key: str, *, seconds: int) -> int:

@@ -25,9 +25,10 @@ class DepartureOutputSerializer(serializers.Serializer):
         if cache is None:
             instance = root.instance
             tours = instance if isinstance(instance, list | tuple) or hasattr(instance, "model") else [instance]
+            assert tours is not None
             tour_ids = [getattr(t, "tour_id", None) or t.pk for t in tours if t is not None]
             cache = seats_left_by_tours(tour_ids=tour_ids or [departure.tour_id])
-            root._seats_left_projected = cache
+            root._seats_left_projected = cache  # type: ignore[attr-defined]  # per-response cache on the root serializer
         return cache.get(departure.pk)
 
 

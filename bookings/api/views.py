@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any
+from typing import Any, cast
 
+from django.contrib.auth.models import User
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -43,6 +44,11 @@ _IDEMPOTENCY_PARAMETER = OpenApiParameter(
 )
 
 
+def _customer(request: Request) -> User:
+    """The authenticated user (every view calling this has ``IsAuthenticated``)."""
+    return cast(User, request.user)
+
+
 _output = threading.local()
 
 
@@ -77,7 +83,7 @@ class BookingListApi(generics.ListAPIView):
     serializer_class = BookingOutputSerializer
 
     def get_queryset(self):
-        return booking_list_for_user(user=self.request.user)
+        return booking_list_for_user(user=_customer(self.request))
 
     @extend_schema(operation_id="bookings_list", summary="List my bookings (newest first, paginated)")
     def get(self, request: Request, *args: object, **kwargs: object) -> Response:
@@ -112,7 +118,7 @@ class BookingCreateApi(APIView):
         serializer = BookingCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = booking_create_or_replay(
-            user=request.user, idempotency_key=idempotency_key, **serializer.validated_data
+            user=_customer(request), idempotency_key=idempotency_key, **serializer.validated_data
         )
         return Response(
             _booking_data(result.booking),
@@ -139,7 +145,7 @@ class BookingDetailApi(APIView):
         responses={200: BookingOutputSerializer, 401: _ERROR, 404: _ERROR},
     )
     def get(self, request: Request, booking_id: int) -> Response:
-        booking = booking_get_for_user(user=request.user, booking_id=booking_id)
+        booking = booking_get_for_user(user=_customer(request), booking_id=booking_id)
         return Response(_booking_data(booking))
 
 
@@ -153,7 +159,7 @@ class BookingCancelApi(APIView):
         responses={200: BookingOutputSerializer, 401: _ERROR, 404: _ERROR, 409: _ERROR},
     )
     def post(self, request: Request, booking_id: int) -> Response:
-        booking = booking_cancel(user=request.user, booking_id=booking_id)
+        booking = booking_cancel(user=_customer(request), booking_id=booking_id)
         return Response(_booking_data(booking))
 
 

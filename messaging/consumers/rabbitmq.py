@@ -29,6 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from celery import bootsteps
@@ -132,7 +133,7 @@ class _Republisher:
     """A separate, confirmed publishing connection for retry / DLQ copies and re-drives."""
 
     def __init__(self) -> None:
-        self._connection = None
+        self._connection: Any = None
         self._producer: Producer | None = None
 
     def publish(self, *, body: bytes, exchange: str, routing_key: str, headers: dict[str, Any], props: dict) -> None:
@@ -159,6 +160,11 @@ class _Republisher:
         if self._connection is not None:
             self._connection.release()
         self._connection = self._producer = None
+
+
+def _body(message: Message) -> bytes:
+    body = message.body
+    return body if isinstance(body, bytes) else (body or "").encode()
 
 
 def republish_to_queue(*, queue_name: str, body: bytes, headers: Mapping[str, Any]) -> None:
@@ -201,7 +207,7 @@ class RabbitEventConsumer:
                 Consumer(
                     channel,
                     queues=[main],
-                    on_message=lambda message, h=handler: self._pending.append((h, message)),
+                    on_message=partial(self._collect, handler),
                     prefetch_count=settings.EVENTS_PREFETCH_COUNT,
                     no_ack=False,
                 )
@@ -210,6 +216,9 @@ class RabbitEventConsumer:
 
     def close(self) -> None:
         self._republisher.close()
+
+    def _collect(self, handler: Handler, message: Message) -> None:
+        self._pending.append((handler, message))
 
     # ------------------------------------------------------------------ batches
     def collect_ready(self, connection: Any, *, limit: int | None = None) -> None:
@@ -272,7 +281,7 @@ class RabbitEventConsumer:
         routing_key = (message.delivery_info or {}).get("routing_key", "")
         try:
             event = event_parse(
-                body=message.body,
+                body=_body(message),
                 headers=headers,
                 routing_key=headers.get(HEADER_ORIGINAL_ROUTING_KEY) or routing_key,
                 message_id=props.get("message_id") or "",
@@ -300,7 +309,7 @@ class RabbitEventConsumer:
             message.ack()
 
     def _retry_or_dead_letter(self, handler: Handler, message: Message, event: Event, error: str) -> None:
-        headers = dict(message.headers or {})
+        headers: dict[str, Any] = dict(message.headers or {})
         attempt = int(headers.get(HEADER_RETRY_COUNT) or 0)
         retry_queues = retry_queue_names(handler.name)
         if attempt >= len(retry_queues):
@@ -317,7 +326,7 @@ class RabbitEventConsumer:
         headers.setdefault(HEADER_ORIGINAL_ROUTING_KEY, (message.delivery_info or {}).get("routing_key", ""))
         try:
             self._republisher.publish(
-                body=message.body,
+                body=_body(message),
                 exchange="",
                 routing_key=retry_queues[attempt],
                 headers=headers,
@@ -344,7 +353,7 @@ class RabbitEventConsumer:
                 transport=TRANSPORT_RABBITMQ,
                 source=source,
                 reason=reason,
-                body=message.body,
+                body=_body(message),
                 headers=headers,
                 handler=handler.name,
                 routing_key=routing_key,
@@ -360,7 +369,7 @@ class RabbitEventConsumer:
         headers.setdefault(HEADER_ORIGINAL_ROUTING_KEY, routing_key)
         try:
             self._republisher.publish(
-                body=message.body,
+                body=_body(message),
                 exchange=dead_letter_exchange().name,
                 routing_key=source,
                 headers=headers,

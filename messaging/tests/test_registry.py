@@ -34,7 +34,7 @@ def test_register_wraps_a_per_event_handler_into_a_batch_handler() -> None:
     seen = []
     handler = registry.register(name="test-single", event_types=[TOUR_BOOKED], handle=seen.append)
     try:
-        handler.handle_batch(["a", "b"])  # type: ignore[list-item] - any object stands for an event here
+        handler.handle_batch(["a", "b"])  # type: ignore[list-item]  # any object stands for an event here
         assert seen == ["a", "b"]
         assert registry.handler_get("test-single") is handler
     finally:

@@ -26,7 +26,7 @@ def dead_letter_counts() -> list[dict[str, Any]]:
     from messaging.models import DeadLetter
 
     rows = DeadLetter.objects.values("transport", "state").annotate(count=Count("id")).order_by("transport", "state")
-    return list(rows)
+    return [dict(row) for row in rows]
 
 
 def notifications_failed_count() -> int:

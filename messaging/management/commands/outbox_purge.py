@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
@@ -24,7 +25,7 @@ class Command(BaseCommand):
             "--batch-size", type=int, default=None, help="events per delete (default OUTBOX_PURGE_BATCH_SIZE)"
         )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         days = options["older_than_days"]
         days = settings.OUTBOX_RETENTION_DAYS if days is None else days
         count = outbox_purge_delivered(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
@@ -31,7 +32,7 @@ class Command(BaseCommand):
         parser.add_argument("--until", type=_moment, help="events created before (ISO 8601)")
         parser.add_argument("--all", action="store_true", help="every dead delivery (required when no filter)")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         filters = {
             "delivery_ids": options["ids"],
             "event_type": options["event_type"],
