@@ -34,7 +34,9 @@ def server_side_cursor() -> Iterator[psycopg.Cursor]:
 
 @cache
 def _insert_statement(model: type[models.Model]) -> tuple[str, list[models.Field]]:
-    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    if model._meta.auto_field is None:
+        raise TypeError(f"model_insert() needs a model with an auto primary key, not {model.__name__}")
+    fields = [field for field in model._meta.local_concrete_fields if field is not model._meta.auto_field]
     columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     table = connection.ops.quote_name(model._meta.db_table)
@@ -44,6 +46,7 @@ def _insert_statement(model: type[models.Model]) -> tuple[str, list[models.Field
 
 
 def one_row(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    """The row a statement must have returned (typed as such)."""
     if row is None:  # a RETURNING statement that inserted its row always returns it
         raise RuntimeError("the statement returned no row")
     return row
@@ -51,8 +54,8 @@ def one_row(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
 
 def model_insert(instance: M) -> M:
     """Insert a new row like ``instance.save()`` (field defaults, ``auto_now_add``, database-side
-    value preparation), then set its primary key. Sends no ``pre_save``/``post_save`` signals: use it
-    only for models nothing listens to."""
+    value preparation), then set its auto primary key. Sends no ``pre_save``/``post_save`` signals:
+    use it only for models nothing listens to, without multi-table inheritance."""
     sql, fields = _insert_statement(type(instance))
     values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
     with server_side_cursor() as cursor:
