@@ -266,14 +266,6 @@ class RabbitEventConsumer:
             message.ack()
 
     # ------------------------------------------------------------------ per message
-    def on_message(self, handler: Handler, message: Message) -> None:
-        """Handle one message now (a batch of one)."""
-        self.handled += 1
-        close_old_connections()
-        event = self._parse(handler, message)
-        if event is not None:
-            self._apply_one(handler, message, event)
-
     def _parse(self, handler: Handler, message: Message) -> Event | None:
         """The message's event, or None when it was invalid (then it is dead-lettered, with the reason)."""
         headers = dict(message.headers or {})
