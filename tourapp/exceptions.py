@@ -82,9 +82,13 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     return _error(exc.default_code, str(exc.detail), None, response.status_code, headers)
 
 
+def error_json_response(code: str, message: str, http_status: int) -> JsonResponse:
+    """The API's error shape for answers given outside DRF (middleware, URL-level handlers)."""
+    return JsonResponse({"error": {"code": code, "message": message}}, status=http_status)
+
+
 def not_found_handler(request: HttpRequest, exception: Exception) -> HttpResponse:
     """404 for URLs no view matched: the API's JSON error shape under /api/, Django's page elsewhere."""
     if request.path.startswith("/api/"):
-        body = {"error": {"code": "not_found", "message": "Not found."}}
-        return JsonResponse(body, status=status.HTTP_404_NOT_FOUND)
+        return error_json_response("not_found", "Not found.", status.HTTP_404_NOT_FOUND)
     return page_not_found(request, exception)

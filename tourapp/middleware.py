@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import unquote_to_bytes
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
+
+from tourapp.exceptions import error_json_response
 
 
 def _has_nul(request: HttpRequest) -> bool:
@@ -26,8 +28,5 @@ class RejectNulBytesMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if _has_nul(request):
-            return JsonResponse(
-                {"error": {"code": "invalid_request", "message": "NUL bytes are not allowed in the URL or headers."}},
-                status=400,
-            )
+            return error_json_response("invalid_request", "NUL bytes are not allowed in the URL or headers.", 400)
         return self.get_response(request)
