@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 
 from availability.models import Departure, Tour
 from bookings.models import Booking
-from tourapp.db import server_side_cursor
+from tourapp.db import select_columns, server_side_cursor
 from tourapp.exceptions import NotFound
 
 
@@ -33,20 +33,17 @@ def booking_get_by_idempotency_key(*, user: User, idempotency_key: str) -> Booki
 
 @cache
 def _departure_lock_for_booking_statement() -> tuple[str, list[str], list[str]]:
-    departure_fields = Departure._meta.concrete_fields
-    tour_fields = Tour._meta.concrete_fields
-    columns = ", ".join(
-        [f'd."{field.column}"' for field in departure_fields] + [f't."{field.column}"' for field in tour_fields]
-    )
+    departure_columns, departure_names = select_columns(Departure, "d")
+    tour_columns, tour_names = select_columns(Tour, "t")
     sql = f"""
-SELECT {columns},
+SELECT {departure_columns}, {tour_columns},
        COALESCE((SELECT SUM(b.seats) FROM {Booking._meta.db_table} b
                  WHERE b.user_id = %(user_id)s AND b.departure_id = d.id AND b.status = %(confirmed)s), 0)
 FROM {Departure._meta.db_table} d JOIN {Tour._meta.db_table} t ON t.id = d.tour_id
 WHERE d.id = %(departure_id)s
 FOR UPDATE OF d
 """  # noqa: S608 - names come from model meta, values are parameters
-    return sql, [field.attname for field in departure_fields], [field.attname for field in tour_fields]
+    return sql, departure_names, tour_names
 
 
 def departure_lock_for_booking(*, departure_id: int, user: User) -> tuple[Departure | None, int]:

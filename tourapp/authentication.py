@@ -16,14 +16,13 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
-from tourapp.db import server_side_cursor
+from tourapp.db import select_columns, server_side_cursor
 
 
 @cache
 def _lookup() -> tuple[str, list[str]]:
     user_model = get_user_model()
-    fields = [field.attname for field in user_model._meta.concrete_fields]
-    columns = ", ".join(f'u."{field.column}"' for field in user_model._meta.concrete_fields)
+    columns, fields = select_columns(user_model, "u")
     sql = (
         f"SELECT t.created, {columns} FROM {Token._meta.db_table} t "  # noqa: S608 - names come from model meta, the key is a parameter
         f'JOIN {user_model._meta.db_table} u ON u."{user_model._meta.pk.column}" = t.user_id WHERE t.key = %s'

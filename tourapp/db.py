@@ -32,6 +32,14 @@ def server_side_cursor() -> Iterator[psycopg.Cursor]:
         yield cursor
 
 
+def select_columns(model: type[models.Model], alias: str) -> tuple[str, list[str]]:
+    """``alias."column", ...`` for every concrete field of ``model``, and the fields' attnames in the
+    same order: what ``model.from_db`` takes to build instances from the selected values."""
+    fields = model._meta.concrete_fields
+    columns = ", ".join(f"{alias}.{connection.ops.quote_name(str(field.column))}" for field in fields)
+    return columns, [field.attname for field in fields]
+
+
 @cache
 def _insert_statement(model: type[models.Model]) -> tuple[str, list[models.Field]]:
     if model._meta.auto_field is None:
