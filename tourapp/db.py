@@ -26,7 +26,9 @@ M = TypeVar("M", bound=models.Model)
 def server_side_cursor() -> Iterator[psycopg.Cursor]:
     """A psycopg cursor with server-side parameter binding on Django's connection (same
     transaction). Database errors come out as Django's (``django.db.IntegrityError``...), as from
-    ``connection.cursor()``. Pass ``prepare=True`` to ``execute`` for a statement run per request."""
+    ``connection.cursor()``, and like it the connection is health-checked first (``CONN_HEALTH_CHECKS``).
+    Pass ``prepare=True`` to ``execute`` for a statement run per request."""
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         yield cursor

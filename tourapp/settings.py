@@ -84,6 +84,11 @@ DATABASES = {
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Django turns psycopg's prepared statements off unless asked; the hot statements of tourapp.db ask
+# (``prepare=True``), so allow them. ORM queries use client-side binding and are never prepared.
+# Off (``false``) only behind a pooler that cannot keep them (PgBouncer < 1.21 in transaction mode).
+if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 # Parallel test runs (several developers or CI jobs on one machine) each get their own test DB.
 DATABASES["default"]["TEST"] = {"NAME": env.str("DATABASE_TEST_NAME", default="test_tourapp")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

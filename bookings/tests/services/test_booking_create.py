@@ -6,7 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from availability.services import DepartureNotBookable, SeatsUnavailable
@@ -203,3 +203,17 @@ def test_booking_create_rejects_an_idempotency_key_reused_for_a_different_reques
     with pytest.raises(IdempotencyKeyReused):
         booking_create(user=customer, departure_id=departure.pk, seats=3, tier="standard", idempotency_key="k")
     assert Booking.objects.count() == 1
+
+
+def test_booking_create_runs_its_hot_statements_as_prepared_statements(customer, departure) -> None:
+    # given a booking made on this connection
+    booking_create(user=customer, departure_id=departure.pk, seats=1, tier="standard")
+
+    # then PostgreSQL holds the departure lock, booking insert and outbox write as prepared
+    # statements for this connection (parsed and planned once, not per booking)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = " ".join(row[0] for row in cursor.fetchall())
+    assert "FOR UPDATE OF d" in prepared
+    assert f'INSERT INTO "{Booking._meta.db_table}"' in prepared
+    assert f"INSERT INTO {OutboxEvent._meta.db_table}" in prepared
