@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from amqp import Message, spec
 from amqp.exceptions import AMQPError
@@ -37,9 +37,11 @@ AMQP_CONFIRM_TIMEOUT_SECONDS = 15.0
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (OSError, AMQPError, KombuError)
 
 
-@dataclass(frozen=True, slots=True)
-class OutboundMessage:
-    """One claimed delivery, ready for the wire (see the wire contract in ARCHITECTURE.md)."""
+class OutboundMessage(NamedTuple):
+    """One claimed delivery, ready for the wire (see the wire contract in ARCHITECTURE.md).
+
+    A named tuple: the relay builds one per row claimed, and that is half the cost of a frozen
+    dataclass (whose ``__init__`` sets each field through ``object.__setattr__``)."""
 
     delivery_id: int
     event_id: str

@@ -59,7 +59,7 @@ from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import cycle
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
@@ -141,8 +141,7 @@ WHERE id = ANY(%(ids)s) AND state = '{PENDING}' AND next_attempt_at = %(lease)s
 """  # noqa: S608 - see _CLAIM_SQL
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimedDelivery:
+class ClaimedDelivery(NamedTuple):  # one per row claimed: cheaper to build than a frozen dataclass
     message: OutboundMessage
     attempts: int
 
