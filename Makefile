@@ -52,4 +52,5 @@ test: services lint
 	@.venv/bin/pytest $(PYTEST_ARGS)
 
 bench: services
+	@scripts/services bench-tools
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

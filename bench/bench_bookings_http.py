@@ -12,9 +12,10 @@ What it does
   replaces ``bookings.services.outbox_event_record`` by a no-op in that process);
 - fires bookings from ``BENCH_THREADS`` (8) concurrent clients, alternating the servers in short
   rounds so machine noise hits them alike. The load generator is ``wrk`` (C, one event-loop
-  thread, script ``bench/wrk/bookings.lua``) when installed (``apt-get install wrk``): it takes
-  about 1 % of the machine. ``BENCH_CLIENT=python`` (the fallback) uses one Python thread with
-  ``http.client`` per client instead: 2-5 % of the machine, taken from the servers;
+  thread, script ``bench/wrk/bookings.lua``) when installed (``scripts/services bench-tools``,
+  run by ``make bench``): it takes about 1 % of the machine. ``BENCH_CLIENT=python`` (the
+  fallback) uses one Python thread with ``http.client`` per client instead: 2-5 % of the machine,
+  taken from the servers;
 - prints JSON: throughput, p50/p99 latency per variant, the outbox overhead, the client's CPU.
 
 The "without" variant is BENCHMARK-ONLY: it exists in this file and nowhere in the application.
