@@ -37,6 +37,7 @@ _BASE_URL = os.environ.get("DATABASE_URL", "postgres://tourapp:tourapp@127.0.0.1
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tourapp.settings")
 os.environ["DATABASE_URL"] = _BASE_URL.rsplit("/", 1)[0] + f"/{BENCH_DB}"
 os.environ["EVENTS_EXCHANGE"] = f"tour_events.bench.{RUN}"
+os.environ["DEBUG"] = "false"  # as in production: DEBUG keeps and times every SQL statement
 os.environ["EVENTS_QUEUE_PREFIX"] = f"bench.{RUN}."
 os.environ["KAFKA_TOPIC"] = f"tour_events.bench.{RUN}"
 os.environ["KAFKA_CONSUMER_GROUP"] = f"tourapp.bench.{RUN}"

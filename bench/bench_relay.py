@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 RUN = uuid.uuid4().hex[:8]
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tourapp.settings")
 os.environ["EVENTS_EXCHANGE"] = f"tour_events.bench.{RUN}"
+os.environ["DEBUG"] = "false"  # as in production: DEBUG keeps and times every SQL statement
 os.environ["KAFKA_TOPIC"] = f"tour_events.bench.{RUN}"
 BENCH_DB = os.environ.get("BENCH_DATABASE_NAME", "tourapp_bench")
 
