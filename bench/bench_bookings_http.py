@@ -123,28 +123,13 @@ def _seed(env: dict[str, str]) -> tuple[list[str], list[int]]:
     import django
 
     django.setup()
-    from datetime import timedelta
-    from decimal import Decimal
+    from tests.e2e.harness import seed_bookable
 
-    from django.contrib.auth import get_user_model
-    from django.utils import timezone
-    from rest_framework.authtoken.models import Token
-
-    from availability.models import Departure, Tour
-
-    tour = Tour.objects.create(name="Bench Tour", slug="bench-tour", base_price=Decimal("199.99"), currency="USD")
-    departures = Departure.objects.bulk_create(
-        Departure(tour=tour, starts_at=timezone.now() + timedelta(days=30 + i), capacity=10_000_000)
-        for i in range(DEPARTURES)
-    )
-    tokens = []
-    for i in range(THREADS):
-        user = get_user_model().objects.create_user(username=f"bench{i}", email=f"bench{i}@example.com")
-        tokens.append(Token.objects.create(user=user).key)
+    tokens, departure_ids = seed_bookable(prefix="bench", users=THREADS, departures=DEPARTURES, capacity=10_000_000)
     from django.db import connections
 
     connections.close_all()
-    return tokens, [d.pk for d in departures]
+    return tokens, departure_ids
 
 
 def _free_port() -> int:
