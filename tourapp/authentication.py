@@ -23,9 +23,10 @@ from tourapp.db import select_columns, server_side_cursor
 def _lookup() -> tuple[str, list[str]]:
     user_model = get_user_model()
     columns, fields = select_columns(user_model, "u")
+    pk = connection.ops.quote_name(str(user_model._meta.pk.column))
     sql = (
         f"SELECT t.created, {columns} FROM {Token._meta.db_table} t "  # noqa: S608 - names come from model meta, the key is a parameter
-        f'JOIN {user_model._meta.db_table} u ON u."{user_model._meta.pk.column}" = t.user_id WHERE t.key = %s'
+        f"JOIN {user_model._meta.db_table} u ON u.{pk} = t.user_id WHERE t.key = %s"
     )
     return sql, fields
 
