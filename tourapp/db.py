@@ -6,7 +6,8 @@ models' metadata, so they follow schema changes like the ORM does.
 
 Hot statements run on a server-side-binding cursor and are prepared: PostgreSQL parses and plans
 each once per connection, and parameters travel as values instead of being quoted into the SQL
-in Python. Behind PgBouncer, use version 1.21+ with ``max_prepared_statements`` set.
+in Python (``DATABASE_PREPARED_STATEMENTS``). Behind PgBouncer, use version 1.21+ with
+``max_prepared_statements`` set, or turn that setting off.
 """
 
 from __future__ import annotations
