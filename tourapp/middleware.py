@@ -1,9 +1,10 @@
 """Request hygiene that no view should have to repeat.
 
-PostgreSQL text cannot hold a NUL byte, so a NUL in a token, a session cookie or a query
-parameter that reaches a query raises ``DataError`` (a 500) deep inside Django or DRF. No
-legitimate client sends one: such a request is refused at the door with a 400 in the API's
-error shape. (NULs inside a JSON or form body are rejected per field by DRF and Django forms.)
+PostgreSQL text cannot hold a NUL byte, so a NUL in a token, a session cookie (raw, or from a
+quoted value's ``\000`` escape) or a query parameter that reaches a query raises ``DataError``
+(a 500) deep inside Django or DRF. No legitimate client sends one: such a request is refused at
+the door with a 400 in the API's error shape. (NULs inside a JSON or form body are rejected per
+field by DRF and Django forms.)
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from tourapp.exceptions import error_json_response
 def _has_nul(request: HttpRequest) -> bool:
     if "\x00" in request.path_info or b"\x00" in unquote_to_bytes(request.META.get("QUERY_STRING", "")):
         return True
-    return any(key.startswith("HTTP_") and "\x00" in value for key, value in request.META.items())
+    if any(key.startswith("HTTP_") and "\x00" in value for key, value in request.META.items()):
+        return True
+    # Cookies as Django parses them: a quoted value's octal escape ("\000") becomes a NUL only then.
+    return any("\x00" in name or "\x00" in value for name, value in request.COOKIES.items())
 
 
 class RejectNulBytesMiddleware:

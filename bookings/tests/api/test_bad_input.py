@@ -106,9 +106,10 @@ def test_post_booking_with_a_bad_token_is_a_401_in_the_error_shape(departure) ->
     [
         {"HTTP_AUTHORIZATION": "Token abc\x00def"},  # DRF would look this token up: a DataError, a 500
         {"HTTP_COOKIE": "sessionid=abcdefgh\x00ijklmn"},  # so would the session middleware
+        {"HTTP_COOKIE": 'sessionid="abcdefgh\\000ijklmn"'},  # a quoted cookie's octal escape: NUL once parsed
         {"QUERY_STRING": "page=%00"},
     ],
-    ids=["token", "session-cookie", "query-string"],
+    ids=["token", "session-cookie", "session-cookie-octal-escape", "query-string"],
 )
 def test_a_nul_byte_in_headers_or_url_is_a_400_in_the_error_shape_never_a_500(departure, where) -> None:
     response = APIClient().post(
