@@ -9,7 +9,8 @@ What it does
 - starts two gunicorn servers on loopback, both running the real ``POST /api/bookings/`` code
   with production's worker model (3 sync workers, as ``tourapp/ops/gunicorn.conf.py``):
   **with_outbox** (``tourapp.wsgi``) and **without_outbox** (the factory ``bench_app`` below
-  replaces ``bookings.services.outbox_event_record`` by a no-op in that process);
+  replaces ``bookings.services.outbox_event_record`` in that process by the insert of the booking
+  row alone, which that statement carries);
 - fires bookings from ``BENCH_THREADS`` (8) concurrent clients, alternating the servers in short
   rounds so machine noise hits them alike. The load generator is ``wrk`` (C, one event-loop
   thread, script ``bench/wrk/bookings.lua``) when installed (``scripts/services bench-tools``,
@@ -60,8 +61,8 @@ DEPARTURES = 64
 def bench_app(variant: str) -> Any:
     """gunicorn app factory for the BENCHMARK-ONLY variants (never used by the application).
 
-    ``without_outbox``: ``bookings.services.outbox_event_record`` replaced by a no-op (no outbox
-    rows, no relay kick).
+    ``without_outbox``: ``bookings.services.outbox_event_record`` replaced by the insert of the
+    booking row alone (the row its statement carries): no outbox rows, no relay kick.
     """
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tourapp.settings")
     from django.core.wsgi import get_wsgi_application
@@ -71,10 +72,17 @@ def bench_app(variant: str) -> Any:
         from types import SimpleNamespace
 
         import bookings.services
+        from tourapp.db import RowInsert, row_insert
 
         # The service logs the recorded event's id: hand it a stand-in with one.
         no_event = SimpleNamespace(event_id="-")
-        bookings.services.outbox_event_record = lambda **kwargs: no_event  # type: ignore[assignment]  # bench only
+
+        def without_outbox(*, along_with: RowInsert | None = None, **kwargs: Any) -> Any:
+            if along_with is not None:  # the booking row the outbox statement would have carried
+                row_insert(along_with)
+            return no_event
+
+        bookings.services.outbox_event_record = without_outbox  # type: ignore[assignment]  # bench only
     else:
         raise ValueError(f"unknown bench variant {variant!r}")
     return application

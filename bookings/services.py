@@ -48,7 +48,7 @@ from bookings.selectors import (
 )
 from messaging.events import TIER_PREMIUM, TIERS, TOUR_BOOKED, TOUR_CANCELLED, routing_key_for
 from messaging.services import outbox_event_record
-from tourapp.db import model_insert
+from tourapp.db import RowInsert, model_insert_statement
 from tourapp.exceptions import Conflict, DomainError, NotFound, integrity_constraint_name
 
 IDEMPOTENCY_CONSTRAINT = "booking_unique_idempotency_key_per_user"
@@ -137,7 +137,7 @@ def booking_create_or_replay(
             return BookingCreateResult(_replayed(earlier, **request), created=False)
     try:
         with transaction.atomic():
-            locked, held = departure_lock_for_booking(departure_id=departure_id, user=user)
+            locked, held, booking_id = departure_lock_for_booking(departure_id=departure_id, user=user)
             departure = departure_ensure_bookable(departure=locked, departure_id=departure_id)
             if idempotency_key:
                 # A concurrent replay may have committed while we waited for the departure lock.
@@ -146,21 +146,22 @@ def booking_create_or_replay(
                     return BookingCreateResult(_replayed(earlier, **request), created=False)
             _check_seat_limit_per_user(held=held, seats=seats)
             departure_reserve_seats(departure=departure, seats=seats)
-            booking = model_insert(
-                Booking(
-                    user=user,
-                    departure=departure,
-                    seats=seats,
-                    tier=tier,
-                    total_price=booking_price(base_price=departure.tour.base_price, seats=seats, tier=tier),
-                    currency=departure.tour.currency,
-                    contact_email=email,
-                    contact_phone=contact_phone,
-                    status=Booking.Status.CONFIRMED,
-                    idempotency_key=idempotency_key or None,
-                )
+            booking = Booking(
+                id=booking_id,
+                user=user,
+                departure=departure,
+                seats=seats,
+                tier=tier,
+                total_price=booking_price(base_price=departure.tour.base_price, seats=seats, tier=tier),
+                currency=departure.tour.currency,
+                contact_email=email,
+                contact_phone=contact_phone,
+                status=Booking.Status.CONFIRMED,
+                idempotency_key=idempotency_key or None,
             )
-            _record_event(booking=booking, event_type=TOUR_BOOKED, occurred_at=booking.created_at)
+            # The booking row and its event go in one statement: one round trip less per booking.
+            row = model_insert_statement(booking)
+            _record_event(booking=booking, event_type=TOUR_BOOKED, occurred_at=booking.created_at, along_with=row)
     except IntegrityError as exc:
         if departure_capacity_violated(exc):
             raise SeatsUnavailable("Not enough seats left on this departure.") from exc
@@ -208,13 +209,14 @@ def _booking_cancel(*, booking_id: int, owner: User | None) -> Booking:
     return booking
 
 
-def _record_event(*, booking: Booking, event_type: str, occurred_at) -> None:
+def _record_event(*, booking: Booking, event_type: str, occurred_at, along_with: RowInsert | None = None) -> None:
     event = outbox_event_record(
         aggregate_type="booking",
         aggregate_id=str(booking.pk),
         event_type=event_type,
         routing_key=routing_key_for(event_type, booking.tier),
         payload=booking_event_payload(booking=booking, occurred_at=occurred_at),
+        along_with=along_with,
     )
     # No PII here: ids only (email and phone travel in the event, never in logs).
     logger.info(

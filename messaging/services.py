@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from django.conf import settings
@@ -21,7 +21,7 @@ from django.utils import timezone
 from messaging.events import HEADER_CORRELATION_ID, HEADER_EVENT_ID, HEADER_EVENT_TYPE
 from messaging.models import OutboxDelivery, OutboxEvent
 from tourapp.correlation import get_correlation_id, new_correlation_id
-from tourapp.db import one_row, server_side_cursor
+from tourapp.db import RowInsert, one_row, server_side_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ def outbox_event_record(
     event_type: str,
     routing_key: str,
     payload: dict[str, Any],
+    along_with: RowInsert | None = None,
 ) -> OutboxEvent:
     """Insert one event and one pending delivery per destination, in the current transaction.
 
@@ -40,6 +41,11 @@ def outbox_event_record(
     The same statement issues ``NOTIFY OUTBOX_NOTIFY_CHANNEL``: PostgreSQL delivers it when, and
     only if, the transaction commits, so it is the on-commit kick of the workers' relay loops
     (``messaging.relay_loop``) without a round trip of its own; a rollback sends nothing.
+
+    ``along_with`` (``tourapp.db.model_insert_statement``) is the business row the event is about,
+    its primary key already assigned: the same statement inserts it, so the business change and
+    its event take one round trip, and stand or fall together (a constraint violation of that row
+    raises here, as ``IntegrityError``, and writes neither).
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("outbox_event_record() must run inside the business transaction")
@@ -62,8 +68,9 @@ def outbox_event_record(
     # One round trip for the event, its deliveries and the kick: this runs inside every booking's transaction.
     with server_side_cursor() as cursor:
         cursor.execute(
-            _RECORD_SQL,
+            _record_sql(along_with.sql if along_with else None),
             {
+                **(along_with.params if along_with else {}),
                 "event_id": event.event_id,
                 "aggregate_type": aggregate_type,
                 "aggregate_id": aggregate_id,
@@ -75,20 +82,22 @@ def outbox_event_record(
                 "correlation_id": correlation_id,
                 "created_at": event.created_at,
                 "aggregate_key": f"{aggregate_type}:{aggregate_id}",
-                "destinations": list(settings.OUTBOX_DESTINATIONS),
+                "destinations": ",".join(settings.OUTBOX_DESTINATIONS),  # as text: psycopg dumps lists in Python
                 "pending": OutboxDelivery.State.PENDING.value,
                 "channel": settings.OUTBOX_NOTIFY_CHANNEL,
             },
             prepare=True,
         )
         (event.pk, _) = one_row(cursor.fetchone())
+    if along_with:
+        along_with.mark_inserted()
     event._state.adding = False
     event._state.db = connection.alias
     return event
 
 
-_RECORD_SQL = f"""
-WITH event AS (
+_RECORD_CTES = f"""
+event AS (
     INSERT INTO {OutboxEvent._meta.db_table}
         (event_id, aggregate_type, aggregate_id, event_type, routing_key, message_key,
          payload, headers, correlation_id, created_at)
@@ -99,10 +108,16 @@ WITH event AS (
     INSERT INTO {OutboxDelivery._meta.db_table}
         (event_id, destination, state, aggregate_key, attempts, last_error, created_at)
     SELECT event.id, destination, %(pending)s, %(aggregate_key)s, 0, '', %(created_at)s
-    FROM event, unnest(%(destinations)s::text[]) AS destination
+    FROM event, unnest(string_to_array(%(destinations)s, ',')) AS destination
 )
 SELECT id, pg_notify(%(channel)s, '') FROM event
 """  # noqa: S608 - table names come from the models, values are bound parameters
+
+
+@cache
+def _record_sql(along_with: str | None) -> str:
+    # PostgreSQL runs every data-modifying CTE exactly once, whether or not the query reads it.
+    return f"WITH {f'business_row AS ({along_with}),' if along_with else ''}{_RECORD_CTES}"
 
 
 def outbox_relay_kick(*, event_ids: list[int]) -> None:

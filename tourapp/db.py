@@ -15,12 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, NamedTuple
 
 import psycopg
 from django.db import connection, models
-
-M = TypeVar("M", bound=models.Model)
 
 
 @contextmanager
@@ -44,16 +42,37 @@ def select_columns(model: type[models.Model], alias: str) -> tuple[str, list[str
 
 
 @cache
-def _insert_statement(model: type[models.Model]) -> tuple[str, list[models.Field]]:
+def _insert_statement(model: type[models.Model], *, with_pk: bool) -> tuple[str, list[models.Field]]:
     if model._meta.auto_field is None:
-        raise TypeError(f"model_insert() needs a model with an auto primary key, not {model.__name__}")
-    fields = [field for field in model._meta.local_concrete_fields if field is not model._meta.auto_field]
+        raise TypeError(f"model_insert_statement() needs a model with an auto primary key, not {model.__name__}")
+    fields = [field for field in model._meta.local_concrete_fields if with_pk or field is not model._meta.auto_field]
     columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
+    placeholders = ", ".join(f"%({_ROW_PARAM}{field.attname})s" for field in fields)
     table = connection.ops.quote_name(model._meta.db_table)
     pk = connection.ops.quote_name(str(model._meta.pk.column))
     sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) RETURNING {pk}"  # noqa: S608 - names come from model meta, values are parameters
     return sql, fields
+
+
+_ROW_PARAM = "row_"  # prefix of a RowInsert's parameter names, so another statement can carry it
+
+
+class RowInsert(NamedTuple):
+    """The INSERT of one new model instance, its values bound (named parameters ``row_*``).
+
+    Run it with ``row_insert``, or let another statement carry it in the same round trip
+    (``messaging.services.outbox_event_record(along_with=...)``). Its SQL is the same for every
+    instance of a model, so it is prepared once per connection like the other hot statements.
+    """
+
+    instance: models.Model
+    sql: str
+    params: dict[str, Any]
+
+    def mark_inserted(self) -> None:
+        """The row is in the database (as ``save()`` leaves an instance)."""
+        self.instance._state.adding = False
+        self.instance._state.db = connection.alias
 
 
 def one_row(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
@@ -63,14 +82,23 @@ def one_row(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
     return row
 
 
-def model_insert(instance: M) -> M:
-    """Insert a new row like ``instance.save()`` (field defaults, ``auto_now_add``, database-side
-    value preparation), then set its auto primary key. Sends no ``pre_save``/``post_save`` signals:
-    use it only for models nothing listens to, without multi-table inheritance."""
-    sql, fields = _insert_statement(type(instance))
-    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+def model_insert_statement(instance: models.Model) -> RowInsert:
+    """The INSERT of ``instance`` as ``save()`` would write it: field defaults, ``auto_now_add``
+    and database-side value preparation run now (so ``created_at`` is set on the instance before
+    the row is written). Its primary key is inserted when already assigned (reserved with
+    ``nextval`` by an earlier query), else the database assigns it (``RETURNING``)."""
+    sql, fields = _insert_statement(type(instance), with_pk=instance.pk is not None)
+    params = {
+        f"{_ROW_PARAM}{field.attname}": field.get_db_prep_save(field.pre_save(instance, True), connection)
+        for field in fields
+    }
+    return RowInsert(instance, sql, params)
+
+
+def row_insert(row: RowInsert) -> None:
+    """Execute ``row`` on its own, set its instance's primary key and mark it inserted. Like
+    ``save()`` without the ``pre_save``/``post_save`` signals: use it only for models nothing
+    listens to, without multi-table inheritance."""
     with server_side_cursor() as cursor:
-        (instance.pk,) = one_row(cursor.execute(sql, values, prepare=True).fetchone())
-    instance._state.adding = False
-    instance._state.db = connection.alias
-    return instance
+        (row.instance.pk,) = one_row(cursor.execute(row.sql, row.params, prepare=True).fetchone())
+    row.mark_inserted()
