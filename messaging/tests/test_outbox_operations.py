@@ -7,16 +7,18 @@ from io import StringIO
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import DatabaseError
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from messaging.models import OutboxDelivery, OutboxEvent
 from messaging.selectors import outbox_backlog_stats
-from messaging.services import outbox_purge_delivered, outbox_relay_kick
+from messaging.services import outbox_event_record, outbox_purge_delivered, outbox_relay_kick
 from messaging.tests.conftest import KAFKA, RABBITMQ, fake_booking_ids, record_booking_events
+from tourapp.db import model_insert_statement
 
 pytestmark = pytest.mark.django_db
 
@@ -24,6 +26,60 @@ pytestmark = pytest.mark.django_db
 def _age(events: list[OutboxEvent], *, days: float) -> None:
     OutboxEvent.objects.filter(id__in=[e.id for e in events]).update(created_at=timezone.now() - timedelta(days=days))
     OutboxDelivery.objects.filter(event__in=events).update(created_at=timezone.now() - timedelta(days=days))
+
+
+def _new_group(name: str) -> Group:
+    """A business row stand-in (a unique name), its id reserved from its sequence as the bookings service does."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id'))", [Group._meta.db_table])
+        (group_id,) = cursor.fetchone()
+    return Group(id=group_id, name=name)
+
+
+def _record_along_with(group: Group) -> OutboxEvent:
+    return outbox_event_record(
+        aggregate_type="group",
+        aggregate_id=str(group.pk),
+        event_type="group.created",
+        routing_key="group.created",
+        payload={"name": group.name},
+        along_with=model_insert_statement(group),
+    )
+
+
+def test_an_event_recorded_along_with_its_business_row_writes_both_in_one_statement():
+    # when an event is recorded along with the new row it is about
+    group = _new_group("travellers")
+    with transaction.atomic():
+        event = _record_along_with(group)
+
+    # then the row and the event, with its deliveries, are written, and the instance is saved
+    assert Group.objects.get(pk=group.pk).name == "travellers"
+    assert not group._state.adding
+    saved = OutboxEvent.objects.get(pk=event.pk)
+    assert (saved.aggregate_id, saved.payload["name"]) == (str(group.pk), "travellers")
+    assert sorted(saved.deliveries.values_list("destination", "state")) == sorted(
+        (destination, "pending") for destination in settings.OUTBOX_DESTINATIONS
+    )
+
+
+def test_a_business_row_the_database_refuses_writes_no_event():
+    # given a name already taken (unique)
+    Group.objects.create(name="taken")
+
+    # when an event is recorded along with a row that violates that constraint
+    with pytest.raises(IntegrityError), transaction.atomic():
+        _record_along_with(_new_group("taken"))
+
+    # then neither the row nor the event exists
+    assert Group.objects.filter(name="taken").count() == 1
+    assert not OutboxEvent.objects.filter(event_type="group.created").exists()
+
+
+def test_an_event_needs_its_business_row_id_before_it_is_recorded():
+    with pytest.raises(ValueError, match="primary key"), transaction.atomic():
+        _record_along_with(Group(name="no id yet"))
+    assert not OutboxEvent.objects.filter(event_type="group.created").exists()
 
 
 def test_backlog_stats_count_pending_and_dead_per_destination_with_the_oldest_pending_age():
