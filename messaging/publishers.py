@@ -63,7 +63,7 @@ class PublishOutcome:
 class Publisher(Protocol):
     """``publish`` = ``complete(begin(...))``. ``begin`` hands a batch to the broker client and
     returns a handle without waiting for the broker; ``complete`` waits for that batch's outcome.
-    The relay begins batch *n+1* before completing batch *n*, so the wire never idles between batches."""
+    The relay begins the next batches before completing batch *n*, so the wire never idles between batches."""
 
     def publish(self, messages: list[OutboundMessage]) -> PublishOutcome: ...
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.db import transaction
 
@@ -86,3 +88,47 @@ def test_kafka_refusing_one_oversized_message_fails_only_that_delivery(kafka_top
     failed = OutboxDelivery.objects.get(event=huge, destination=KAFKA)
     assert (failed.state, failed.attempts) == ("pending", 1)
     assert "MessageSizeTooLarge" in failed.last_error
+
+
+@pytest.mark.parametrize("batch_sender", [True, False], ids=["batch-sender", "plain-send"])
+def test_kafka_publisher_puts_each_record_on_its_key_partition_with_body_and_headers(
+    kafka_topic, kafka_reader, monkeypatch, batch_sender
+):
+    # given a publisher (the batch sender of the pinned kafka-python, or plain send()) and 40 bookings
+    from kafka.partitioner.default import murmur2
+
+    from messaging import publishers
+
+    if not batch_sender:
+        monkeypatch.setattr(publishers, "_BATCH_SENDER_VERSIONS", ())
+    reader = kafka_reader()
+    publisher = publishers.KafkaPublisher(topic=kafka_topic)
+    messages = [
+        m._replace(
+            body=json.dumps({"eventId": m.event_id, "bookingId": m.message_key, "eventType": TOUR_BOOKED}).encode(),
+            headers={"eventType": TOUR_BOOKED, "eventId": m.event_id, "correlationId": f"c-{m.message_key}"},
+        )
+        for m in map(_message, range(1, 41))
+    ]
+    try:
+        # when one batch of 40 keys is published
+        outcome = publisher.publish(messages)
+    finally:
+        publisher.close()
+
+    # then every record is confirmed and sits on the partition kafka-python's default partitioner
+    # gives its key (Java's murmur2 too), so each booking's events stay in one partition, in order
+    assert (sorted(outcome.delivered), outcome.failed, outcome.unavailable) == (list(range(1, 41)), {}, None)
+    received = reader.read(event_ids={m.event_id for m in messages})
+    partitions = len(reader.partitions)
+    assert len(received) == 40
+    for record in received:
+        key = record.aggregate_id.encode()
+        assert record.properties["partition"] == (murmur2(key) & 0x7FFFFFFF) % partitions
+        assert record.body["bookingId"] == record.aggregate_id
+        assert record.headers == {
+            "eventType": TOUR_BOOKED,
+            "eventId": record.body["eventId"],
+            "correlationId": f"c-{record.aggregate_id}",
+        }
+    assert len({r.properties["partition"] for r in received}) == partitions
