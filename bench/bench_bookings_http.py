@@ -293,6 +293,10 @@ def _load_python(port: int, tokens: list[str], departure_ids: list[int], seconds
 TIERS = ("standard", "premium")
 
 
+def _rate(run: dict[str, Any]) -> float:
+    return run["statuses"].get(201, 0) / run["elapsed"]
+
+
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Throughput over all rounds; latency percentiles over all requests (python client) or, from
     wrk's per-round percentiles, the median round's p50 and the worst round's p99."""
@@ -340,9 +344,11 @@ def main() -> None:
         for port in ports.values():  # warm every worker's connections and code paths
             _load(port, tokens, departure_ids, WARMUP_SECONDS)
         runs: dict[str, list[dict[str, Any]]] = {variant: [] for variant in ports}
+        order = list(ports.items())
         for _ in range(ROUNDS):
-            for variant, port in ports.items():
+            for variant, port in order:
                 runs[variant].append(_load(port, tokens, departure_ids, ROUND_SECONDS))
+            order.reverse()  # with, without, without, with, ...: neither variant always goes first
 
         from bookings.models import Booking
         from messaging.models import OutboxEvent
@@ -365,6 +371,12 @@ def main() -> None:
             "outbox_overhead_pct": round(100 * (1 - with_["bookings_per_s"] / without["bookings_per_s"]), 1)
             if without["bookings_per_s"]
             else None,
+            # Each round of one variant against the adjacent round of the other (same machine state).
+            "outbox_overhead_pct_per_round": [
+                round(100 * (1 - _rate(w) / _rate(o)), 1)
+                for w, o in zip(runs["with_outbox"], runs["without_outbox"], strict=True)
+            ],
+            "bookings_per_s_per_round": {variant: [round(_rate(run), 1) for run in rs] for variant, rs in runs.items()},
             "p50_ratio_with_over_without": round(with_["p50_ms"] / without["p50_ms"], 3) if without["p50_ms"] else None,
             "load_average_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
             "gunicorn_log": log.name,

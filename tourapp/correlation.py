@@ -8,12 +8,12 @@ kept only when it is a sane token; anything else is replaced by a fresh UUID.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
 from django.http import HttpRequest, HttpResponse
+from uuid6 import uuid7
 
 HEADER = "X-Correlation-ID"
 _META_KEY = "HTTP_X_CORRELATION_ID"
@@ -25,7 +25,8 @@ _log_context: ContextVar[dict[str, str]] = ContextVar("log_context", default={})
 
 
 def new_correlation_id() -> str:
-    return uuid.uuid4().hex
+    # Time-ordered (UUIDv7) like event ids: the outbox's correlation index takes appends, not random inserts.
+    return uuid7().hex
 
 
 def sanitize(value: str | None) -> str | None:
