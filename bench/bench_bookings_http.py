@@ -56,6 +56,8 @@ GUNICORN_WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", "3"))
 GUNICORN_CLASS = os.environ.get("BENCH_GUNICORN_CLASS", "sync")
 GUNICORN_THREADS = int(os.environ.get("BENCH_GUNICORN_THREADS", "1" if GUNICORN_CLASS == "sync" else "4"))
 DEPARTURES = 64
+HISTORY_CUSTOMERS = 2_000
+HISTORY_BOOKINGS = 50_000
 
 
 def bench_app(variant: str) -> Any:
@@ -134,10 +136,53 @@ def _seed(env: dict[str, str]) -> tuple[list[str], list[int]]:
     from tests.e2e.harness import seed_bookable
 
     tokens, departure_ids = seed_bookable(prefix="bench", users=THREADS, departures=DEPARTURES, capacity=10_000_000)
+    _seed_history(departure_ids)
     from django.db import connections
 
     connections.close_all()
     return tokens, departure_ids
+
+
+def _seed_history(departure_ids: list[int]) -> None:
+    """``HISTORY_BOOKINGS`` earlier bookings by ``HISTORY_CUSTOMERS`` other customers on the same
+    departures, then ``ANALYZE``: the servers plan their statements against the statistics of a
+    database with a past, as in production, and against an outbox analysed as empty, as after a
+    purge. That state is what exposed the cached foreign-key plan described at
+    ``messaging.models.OutboxDelivery.event`` (one server slowing down with every booking)."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from availability.models import Departure
+    from bookings.models import Booking
+
+    users, bookings, departures = (
+        get_user_model()._meta.db_table,
+        Booking._meta.db_table,
+        Departure._meta.db_table,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {users} (password, is_superuser, username, first_name, last_name, email,
+                                     is_staff, is_active, date_joined)
+                SELECT '!', false, 'history-' || n, '', '', 'history-' || n || '@example.com', false, true, now()
+                FROM generate_series(1, %s) AS n""",  # noqa: S608 - table names from model meta
+            [HISTORY_CUSTOMERS],
+        )
+        cursor.execute(
+            f"""INSERT INTO {bookings} (seats, tier, total_price, currency, contact_email, contact_phone,
+                                        status, created_at, updated_at, departure_id, user_id)
+                SELECT 1, 'standard', 199.99, 'USD', u.email, '', 'confirmed', now(), now(),
+                       (%s::bigint[])[1 + n %% %s], u.id
+                FROM generate_series(1, %s) AS n
+                JOIN {users} u ON u.username = 'history-' || (1 + n %% %s)""",  # noqa: S608 - as above
+            [departure_ids, len(departure_ids), HISTORY_BOOKINGS, HISTORY_CUSTOMERS],
+        )
+        cursor.execute(
+            f"""UPDATE {departures} d SET seats_reserved = b.seats
+                FROM (SELECT departure_id, sum(seats) AS seats FROM {bookings} GROUP BY departure_id) b
+                WHERE b.departure_id = d.id""",  # noqa: S608 - as above
+        )
+        cursor.execute("ANALYZE")
 
 
 def _free_port() -> int:
