@@ -5,7 +5,8 @@ Run: ``.venv/bin/python bench/bench_bookings_http.py`` (services up; about 90 s;
 What it does
 - creates a throw-away database ``tourapp_bench_<pid>`` (migrated, dropped at the end), one user
   with a token per client and 64 departures with ample capacity (bookings spread over departures,
-  as in real traffic: one departure's row lock serialises its own bookings by design);
+  as in real traffic: one departure's row lock serialises its own bookings by design), 50,000
+  earlier bookings by 2,000 other customers, then ``ANALYZE`` (statistics of a database with a past);
 - starts two gunicorn servers on loopback, both running the real ``POST /api/bookings/`` code
   with production's worker model (3 sync workers, as ``tourapp/ops/gunicorn.conf.py``):
   **with_outbox** (``tourapp.wsgi``) and **without_outbox** (the factory ``bench_app`` below
@@ -17,7 +18,8 @@ What it does
   run by ``make bench``): it takes about 1 % of the machine. ``BENCH_CLIENT=python`` (the
   fallback) uses one Python thread with ``http.client`` per client instead: 2-5 % of the machine,
   taken from the servers;
-- prints JSON: throughput, p50/p99 latency per variant, the outbox overhead, the client's CPU.
+- prints JSON: throughput, p50/p99 latency per variant, the outbox overhead (overall and per
+  pair of adjacent rounds; which variant goes first alternates), the client's CPU.
 
 The "without" variant is BENCHMARK-ONLY: it exists in this file and nowhere in the application.
 The relay kick (a ``NOTIFY`` in the outbox's own statement) is part of the "with" cost; no Celery
