@@ -49,8 +49,6 @@ def outbox_event_record(
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("outbox_event_record() must run inside the business transaction")
-    if along_with is not None and along_with.instance.pk is None:
-        raise ValueError("along_with: assign the row's primary key first (the event is about that row)")
     correlation_id = get_correlation_id() or new_correlation_id()
     event = OutboxEvent(
         aggregate_type=aggregate_type,

@@ -42,16 +42,12 @@ def select_columns(model: type[models.Model], alias: str) -> tuple[str, list[str
 
 
 @cache
-def _insert_statement(model: type[models.Model], *, with_pk: bool) -> tuple[str, list[models.Field]]:
-    if model._meta.auto_field is None:
-        raise TypeError(f"model_insert_statement() needs a model with an auto primary key, not {model.__name__}")
-    fields = [field for field in model._meta.local_concrete_fields if with_pk or field is not model._meta.auto_field]
+def _insert_statement(model: type[models.Model]) -> str:
+    fields = model._meta.local_concrete_fields
     columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
     placeholders = ", ".join(f"%({_ROW_PARAM}{field.attname})s" for field in fields)
     table = connection.ops.quote_name(model._meta.db_table)
-    pk = connection.ops.quote_name(str(model._meta.pk.column))
-    sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) RETURNING {pk}"  # noqa: S608 - names come from model meta, values are parameters
-    return sql, fields
+    return f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608 - names come from model meta, values are parameters
 
 
 _ROW_PARAM = "row_"  # prefix of a RowInsert's parameter names, so another statement can carry it
@@ -85,20 +81,21 @@ def one_row(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
 def model_insert_statement(instance: models.Model) -> RowInsert:
     """The INSERT of ``instance`` as ``save()`` would write it: field defaults, ``auto_now_add``
     and database-side value preparation run now (so ``created_at`` is set on the instance before
-    the row is written). Its primary key is inserted when already assigned (reserved with
-    ``nextval`` by an earlier query), else the database assigns it (``RETURNING``)."""
-    sql, fields = _insert_statement(type(instance), with_pk=instance.pk is not None)
+    the row is written). Its primary key must be assigned already (reserved with ``nextval`` by an
+    earlier query): whatever carries the row may need it, as the outbox event about it does."""
+    if instance.pk is None:
+        raise ValueError(f"assign the {type(instance).__name__}'s primary key first (reserve it with nextval)")
     params = {
         f"{_ROW_PARAM}{field.attname}": field.get_db_prep_save(field.pre_save(instance, True), connection)
-        for field in fields
+        for field in instance._meta.local_concrete_fields
     }
-    return RowInsert(instance, sql, params)
+    return RowInsert(instance, _insert_statement(type(instance)), params)
 
 
 def row_insert(row: RowInsert) -> None:
-    """Execute ``row`` on its own, set its instance's primary key and mark it inserted. Like
-    ``save()`` without the ``pre_save``/``post_save`` signals: use it only for models nothing
-    listens to, without multi-table inheritance."""
+    """Execute ``row`` on its own and mark its instance inserted. Like ``save()`` without the
+    ``pre_save``/``post_save`` signals: use it only for models nothing listens to, without
+    multi-table inheritance."""
     with server_side_cursor() as cursor:
-        (row.instance.pk,) = one_row(cursor.execute(row.sql, row.params, prepare=True).fetchone())
+        cursor.execute(row.sql, row.params, prepare=True)
     row.mark_inserted()
