@@ -47,11 +47,16 @@ def integrity_constraint_name(exc: IntegrityError) -> str | None:
     return getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
 
 
-def _error(code: str, message: str, fields: dict[str, Any] | None, http_status: int, headers=None) -> Response:
+def _error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The API's one error shape: ``{"error": {"code", "message", "fields"?}}``."""
     body: dict[str, Any] = {"code": code, "message": message}
     if fields:
         body["fields"] = fields
-    return Response({"error": body}, status=http_status, headers=headers)
+    return {"error": body}
+
+
+def _error(code: str, message: str, fields: dict[str, Any] | None, http_status: int, headers=None) -> Response:
+    return Response(_error_body(code, message, fields), status=http_status, headers=headers)
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -84,7 +89,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 
 def error_json_response(code: str, message: str, http_status: int) -> JsonResponse:
     """The API's error shape for answers given outside DRF (middleware, URL-level handlers)."""
-    return JsonResponse({"error": {"code": code, "message": message}}, status=http_status)
+    return JsonResponse(_error_body(code, message), status=http_status)
 
 
 def not_found_handler(request: HttpRequest, exception: Exception) -> HttpResponse:
