@@ -4,8 +4,10 @@ One batch for one destination is three steps, and no database lock is held acros
 
 1. **Claim** (one statement, its own short transaction): ``SELECT ... FOR UPDATE SKIP LOCKED``
    the due *heads* (see order below), ordered by id, and push their ``next_attempt_at`` forward
-   by a lease (``OUTBOX_CLAIM_LEASE_SECONDS``). Other relays skip locked rows during the claim and
-   see leased rows as not due afterwards, so parallel relays never publish a row twice.
+   by a lease (``OUTBOX_CLAIM_LEASE_SECONDS``), naming the claiming process (``claimed_by``, see
+   ``messaging.relay_liveness``). Other relays skip locked rows during the claim and see leased rows
+   as not due afterwards, so parallel relays never publish a row twice; a row whose claiming
+   process died (its liveness lock is gone) is due again at once.
 2. **Publish** outside any transaction (``messaging.publishers``): RabbitMQ with pipelined
    publisher confirms and ``mandatory``; Kafka with ``acks=all`` and the idempotent producer.
 3. **Record** (second short transaction, bulk updates): delivered rows become ``delivered``;
@@ -22,8 +24,10 @@ older ones overlap (see ``_drain_pipelined``).
 Guaranteed:
 
 - **At-least-once** per destination. A relay that dies between publish and record (crash,
-  SIGKILL, lost connection before the confirm) leaves its rows pending; they are published again
-  when the lease expires. Consumers deduplicate by event id (the inbox).
+  SIGKILL, lost connection before the confirm) leaves its rows pending; another relay publishes
+  them again at its next claim (a live relay drains on every commit and every
+  ``OUTBOX_WORKER_LOOP_SECONDS``), or when the lease expires if the death went unnoticed.
+  Consumers deduplicate by event id (the inbox).
 - **Per-aggregate order per destination**: a delivery is claimed only when no earlier delivery
   (lower id) of the same ``aggregate_key`` for the same destination is ``pending`` or ``dead``.
   So event *n+1* of a booking is published only after event *n* was confirmed by that broker,
@@ -69,6 +73,7 @@ from django.utils import timezone
 
 from messaging.models import OutboxDelivery
 from messaging.publishers import OutboundMessage, Publisher, PublishOutcome, publisher_for
+from messaging.relay_liveness import LIVE_RELAY_TOKENS_SQL, relay_token
 from tourapp import metrics
 
 logger = logging.getLogger(__name__)
@@ -102,7 +107,9 @@ WITH claimed AS (
     WHERE d.destination = %(destination)s
       AND d.state = '{PENDING}'
       AND d.id >= (SELECT min(m.id) FROM {_DELIVERY} m WHERE m.destination = %(destination)s AND m.state = '{PENDING}')
-      AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= %(now)s)
+      AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= %(now)s
+           -- leased by a relay that died (its liveness lock is gone): due now, not after the lease
+           OR (d.claimed_by IS NOT NULL AND d.claimed_by NOT IN ({LIVE_RELAY_TOKENS_SQL})))
       AND NOT EXISTS (
           SELECT 1 FROM {_DELIVERY} p
           WHERE p.destination = d.destination AND p.aggregate_key = d.aggregate_key
@@ -115,7 +122,7 @@ WITH claimed AS (
     LIMIT %(limit)s
     FOR UPDATE OF d SKIP LOCKED
 ), leased AS (
-    UPDATE {_DELIVERY} d SET next_attempt_at = %(lease)s
+    UPDATE {_DELIVERY} d SET next_attempt_at = %(lease)s, claimed_by = %(token)s
     WHERE d.id = ANY(ARRAY(SELECT id FROM claimed))
     RETURNING d.id, d.attempts, d.event_id
 )
@@ -130,19 +137,20 @@ WHERE e.id = ANY(ARRAY(SELECT event_id FROM leased))
 
 _RECORD_DELIVERED_SQL = f"""
 UPDATE {_DELIVERY} SET state = '{DELIVERED}', delivered_at = %(now)s, next_attempt_at = NULL,
-                       attempts = attempts + 1
+                       attempts = attempts + 1, claimed_by = NULL
 WHERE id = ANY(%(ids)s) AND state = '{PENDING}' AND next_attempt_at = %(lease)s
 """  # noqa: S608 - see _CLAIM_SQL
 
 _RECORD_FAILED_SQL = f"""
-UPDATE {_DELIVERY} d SET attempts = v.attempts, state = v.state, next_attempt_at = v.next_at, last_error = v.error
+UPDATE {_DELIVERY} d SET attempts = v.attempts, state = v.state, next_attempt_at = v.next_at, last_error = v.error,
+                         claimed_by = NULL
 FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(states)s::text[], %(next_ats)s::timestamptz[],
             %(errors)s::text[]) AS v(id, attempts, state, next_at, error)
 WHERE d.id = v.id AND d.state = '{PENDING}' AND d.next_attempt_at = %(lease)s
 """  # noqa: S608 - see _CLAIM_SQL
 
 _RECORD_DEFERRED_SQL = f"""
-UPDATE {_DELIVERY} SET next_attempt_at = %(next_at)s, last_error = %(error)s
+UPDATE {_DELIVERY} SET next_attempt_at = %(next_at)s, last_error = %(error)s, claimed_by = NULL
 WHERE id = ANY(%(ids)s) AND state = '{PENDING}' AND next_attempt_at = %(lease)s
 """  # noqa: S608 - see _CLAIM_SQL
 
@@ -209,7 +217,8 @@ def _relax_durability() -> None:
 def _claim(*, destination: str, limit: int, now: datetime, lease: datetime) -> list[ClaimedDelivery]:
     # One statement, so one round trip and atomic by itself: no explicit transaction needed.
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, {"destination": destination, "now": now, "lease": lease, "limit": limit})
+        params = {"destination": destination, "now": now, "lease": lease, "limit": limit, "token": relay_token()}
+        cursor.execute(_CLAIM_SQL, params)
         rows = cursor.fetchall()
     claimed = [
         ClaimedDelivery(

@@ -123,7 +123,8 @@ OUTBOX_SWEEP_SECONDS = env.float("OUTBOX_SWEEP_SECONDS", default=5.0)
 # Each Celery worker drains the outbox when a commit NOTIFYs this channel, and at least every
 # OUTBOX_WORKER_LOOP_SECONDS, without the Celery broker (see messaging/relay_loop.py); 0 turns it off.
 OUTBOX_NOTIFY_CHANNEL = env.str("OUTBOX_NOTIFY_CHANNEL", default="tourapp_outbox")
-OUTBOX_WORKER_LOOP_SECONDS = env.float("OUTBOX_WORKER_LOOP_SECONDS", default=OUTBOX_SWEEP_SECONDS)
+# Also how soon a relay takes over the claim of a relay that died (messaging/relay_liveness.py).
+OUTBOX_WORKER_LOOP_SECONDS = env.float("OUTBOX_WORKER_LOOP_SECONDS", default=2.0)
 OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=7)
 # Destinations an event is relayed to; each has its own delivery state.
 OUTBOX_DESTINATIONS = env.list("OUTBOX_DESTINATIONS", default=["rabbitmq", "kafka"])
