@@ -217,7 +217,13 @@ def _relax_durability() -> None:
 def _claim(*, destination: str, limit: int, now: datetime, lease: datetime) -> list[ClaimedDelivery]:
     # One statement, so one round trip and atomic by itself: no explicit transaction needed.
     with connection.cursor() as cursor:
-        params = {"destination": destination, "now": now, "lease": lease, "limit": limit, "token": relay_token()}
+        params: dict[str, Any] = {
+            "destination": destination,
+            "now": now,
+            "lease": lease,
+            "limit": limit,
+            "token": relay_token(),
+        }
         cursor.execute(_CLAIM_SQL, params)
         rows = cursor.fetchall()
     claimed = [
