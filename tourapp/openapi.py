@@ -39,6 +39,11 @@ _COMMON = {
     "429": "Too many requests; see Retry-After.",
     "503": "A dependency (the database) is temporarily unavailable; retry.",
 }
+# Operations that take a body can also be refused for the body itself (tourapp/parsers.py).
+_WITH_BODY = {
+    "413": "The body is larger than the configured cap (REQUEST_MAX_BODY_BYTES).",
+    "415": "Not JSON, a form or multipart, or a charset other than UTF-8.",
+}
 _METHODS = {"get", "post", "put", "patch", "delete", "head", "options", "trace"}
 
 
@@ -51,6 +56,7 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
             if method not in _METHODS:
                 continue
             responses = operation.setdefault("responses", {})
-            for code, description in _COMMON.items():
+            common = {**_COMMON, **_WITH_BODY} if "requestBody" in operation else _COMMON
+            for code, description in common.items():
                 responses.setdefault(code, {"description": description, "content": ref})
     return result

@@ -118,3 +118,42 @@ def test_a_nul_byte_in_headers_or_url_is_a_400_in_the_error_shape_never_a_500(de
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_request"
     assert not Booking.objects.exists()
+
+
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+RAW_CASES = [
+    # (case id, raw body, content type, expected status, expected error code)
+    ("nested 1,100 levels", b"[" * 1100 + b"]" * 1100, JSON, 400, "parse_error"),
+    ("nested 33 levels", b'{"seats":' + b"[" * 33 + b"]" * 33 + b"}", JSON, 400, "parse_error"),
+    ("duplicate keys", b'{"departure_id": 1, "seats": 1, "seats": 9}', JSON, 400, "parse_error"),
+    ("NaN", b'{"departure_id": 1, "seats": NaN, "tier": "standard"}', JSON, 400, "parse_error"),
+    ("1e999", b'{"departure_id": 1e999, "seats": 1, "tier": "standard"}', JSON, 400, "parse_error"),
+    ("5,000-digit integer", b'{"departure_id": ' + b"9" * 5000 + b', "seats": 1}', JSON, 400, "parse_error"),
+    ("invalid UTF-8", b'{"departure_id": 1, "tier": "\xff\xfe"}', JSON, 400, "parse_error"),
+    ("UTF-16 without charset", '{"seats": 1}'.encode("utf-16"), JSON, 400, "parse_error"),
+    ("lone surrogate in a key", b'{"\\ud800": 1}', JSON, 400, "parse_error"),
+    ("charset utf-16", b'{"seats": 1}', "application/json; charset=utf-16", 415, "unsupported_media_type"),
+    ("charset rot13", b'{"seats": 1}', "application/json; charset=rot13", 415, "unsupported_media_type"),
+    ("text/plain", b'{"seats": 1}', "text/plain", 415, "unsupported_media_type"),
+    ("empty JSON body", b"", JSON, 400, "invalid"),
+    ("form flood of 3,000 fields", "&".join(f"f{i}=1" for i in range(3000)).encode(), FORM, 400, "parse_error"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"), [c[1:] for c in RAW_CASES], ids=[c[0] for c in RAW_CASES]
+)
+def test_post_booking_with_a_hostile_body_is_a_4xx_in_the_error_shape_and_writes_nothing(
+    api, body, content_type, status, code
+) -> None:
+    # given a departure one could book
+    DepartureFactory(capacity=20)
+    # when the body is hostile: too deep, ambiguous, non-finite, undecodable or of the wrong type
+    response = api.generic("POST", BOOKINGS, body, content_type=content_type)
+    # then it is refused in the one error shape, small, and nothing is written
+    assert response.status_code == status, response.content[:300]
+    assert response.json()["error"]["code"] == code
+    assert len(response.content) < 1024
+    assert not Booking.objects.exists()
+    assert not OutboxEvent.objects.exists()
