@@ -10,7 +10,13 @@ Guarantees:
   rejected or rolled-back booking records none. The relay is kicked ``on_commit``.
 - **Idempotent retries.** With an ``Idempotency-Key`` (scoped to the user, enforced by a unique
   constraint) a replayed request returns the booking it created the first time and records no
-  new event, even when the replays race each other.
+  new event, even when the replays race each other. The whole request is its fingerprint: the
+  same key with any other departure, seats, tier, contact email or phone is a 409, never a replay.
+- **Per-user seat cap under concurrency.** The seats a user holds are counted after the
+  departure lock is granted (``bookings.selectors.departure_lock_for_booking``).
+- **No spam relay.** A booking that sends its confirmation to someone other than the account's
+  own email (any other address, or a phone) counts against per-user and per-recipient daily
+  caps (``BOOKING_THIRD_PARTY_CONTACTS_PER_*``), counted in Redis with ``INCR`` (race-safe).
 - **Harmless double cancel.** Cancelling a cancelled booking returns it unchanged, no event.
 
 Lock order: departure row first, then the booking row (see ``availability.selectors``).
@@ -18,18 +24,16 @@ Lock order: departure row first, then the booking row (see ``availability.select
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, NamedTuple
 
+import phonenumbers
 from django.conf import settings
-from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import User
-from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from availability.selectors import departure_lock_for_update
 from availability.services import (
@@ -50,6 +54,7 @@ from messaging.events import TIER_PREMIUM, TIERS, TOUR_BOOKED, TOUR_CANCELLED, r
 from messaging.services import outbox_event_record
 from tourapp.db import RowInsert, model_insert_statement
 from tourapp.exceptions import Conflict, DomainError, NotFound, integrity_constraint_name
+from tourapp.throttling import window_counts
 
 IDEMPOTENCY_CONSTRAINT = "booking_unique_idempotency_key_per_user"
 CENT = Decimal("0.01")
@@ -74,8 +79,9 @@ class BookingNotCancellable(Conflict):
     code = "booking_not_cancellable"
 
 
-class RegistrationInvalid(DomainError):
-    code = "invalid"
+class ThirdPartyContactLimitExceeded(DomainError):
+    code = "third_party_contact_limit"
+    http_status = 429
 
 
 class BookingCreateResult(NamedTuple):
@@ -99,6 +105,7 @@ def booking_create(
     tier: str,
     contact_email: str | None = None,
     contact_phone: str = "",
+    payment_token: str = "",
     idempotency_key: str | None = None,
 ) -> Booking:
     """Book ``seats`` on a departure for ``user``; see ``booking_create_or_replay``."""
@@ -109,6 +116,7 @@ def booking_create(
         tier=tier,
         contact_email=contact_email,
         contact_phone=contact_phone,
+        payment_token=payment_token,
         idempotency_key=idempotency_key,
     ).booking
 
@@ -121,20 +129,30 @@ def booking_create_or_replay(
     tier: str,
     contact_email: str | None = None,
     contact_phone: str = "",
+    payment_token: str = "",
     idempotency_key: str | None = None,
 ) -> BookingCreateResult:
     """Book seats and record ``tour.booked``; or return the booking an earlier request with the same key made.
 
     Raises ``InvalidBooking`` / ``DepartureNotBookable`` (400), ``SeatsUnavailable``,
-    ``SeatLimitPerUserExceeded``, ``IdempotencyKeyReused`` (409). Nothing is written when it raises.
+    ``SeatLimitPerUserExceeded``, ``IdempotencyKeyReused`` (409), ``ThirdPartyContactLimitExceeded``
+    (429). Nothing is written when it raises. ``contact_phone`` is stored in E.164.
     """
     email = contact_email or user.email
-    _validate_request(seats=seats, tier=tier, email=email)
-    request: dict[str, Any] = {"departure_id": departure_id, "seats": seats, "tier": tier}
+    phone = _validate_request(seats=seats, tier=tier, email=email, phone=contact_phone)
+    request: dict[str, Any] = {
+        "departure_id": departure_id,
+        "seats": seats,
+        "tier": tier,
+        "contact_email": email,
+        "contact_phone": phone,
+        "payment_token": payment_token,
+    }
     if idempotency_key:
         earlier = booking_get_by_idempotency_key(user=user, idempotency_key=idempotency_key)
         if earlier is not None:
             return BookingCreateResult(_replayed(earlier, **request), created=False)
+    _count_third_party_contacts(user=user, email=email, phone=phone)
     try:
         with transaction.atomic():
             locked, held, booking_id = departure_lock_for_booking(departure_id=departure_id, user=user)
@@ -155,8 +173,9 @@ def booking_create_or_replay(
                 total_price=booking_price(base_price=departure.tour.base_price, seats=seats, tier=tier),
                 currency=departure.tour.currency,
                 contact_email=email,
-                contact_phone=contact_phone,
+                contact_phone=phone,
                 status=Booking.Status.CONFIRMED,
+                payment_token=payment_token,
                 idempotency_key=idempotency_key or None,
             )
             # The booking row and its event go in one statement: one round trip less per booking.
@@ -175,16 +194,17 @@ def booking_create_or_replay(
 
 def booking_cancel(*, user: User, booking_id: int) -> Booking:
     """The owner cancels their booking before departure; ``NotFound`` if it is not theirs."""
-    return _booking_cancel(booking_id=booking_id, owner=user)
+    return _booking_cancel(booking_id=booking_id, owner=user, reason=Booking.CancellationReason.CUSTOMER)
 
 
 def booking_cancel_by_staff(*, booking_id: int) -> Booking:
     """Staff cancel any booking, even after departure (admin action); same code path and event."""
-    return _booking_cancel(booking_id=booking_id, owner=None)
+    return _booking_cancel(booking_id=booking_id, owner=None, reason=Booking.CancellationReason.STAFF)
 
 
-def _booking_cancel(*, booking_id: int, owner: User | None) -> Booking:
-    """Cancel, release the seats and record ``tour.cancelled``; a second cancel changes nothing."""
+def _booking_cancel(*, booking_id: int, owner: User | None, reason: str, payment_status: str | None = None) -> Booking:
+    """Cancel, release the seats and record ``tour.cancelled`` (with ``reason``); a second cancel
+    changes nothing. ``payment_status``, when given, is written under the same lock, even then."""
     bookings = Booking.objects.filter(pk=booking_id)
     if owner is not None:
         bookings = bookings.filter(user=owner)
@@ -196,13 +216,18 @@ def _booking_cancel(*, booking_id: int, owner: User | None) -> Booking:
         booking = booking_lock_for_update(booking_id=booking_id).get()
         if booking.status == Booking.Status.CANCELLED:
             booking.departure = departure
+            if payment_status is not None and booking.payment_status != payment_status:
+                booking.payment_status = payment_status
+                booking.save(update_fields=["payment_status", "updated_at"])
             return booking
         now = timezone.now()
         if owner is not None and departure.starts_at <= now:
             raise BookingNotCancellable("This departure has already started; the booking can no longer be cancelled.")
         booking.status = Booking.Status.CANCELLED
         booking.cancelled_at = now
-        booking.save(update_fields=["status", "cancelled_at", "updated_at"])
+        booking.cancellation_reason = reason
+        booking.payment_status = payment_status or booking.payment_status
+        booking.save(update_fields=["status", "cancelled_at", "cancellation_reason", "payment_status", "updated_at"])
         departure_release_seats(departure=departure, seats=booking.seats)
         booking.departure = departure
         _record_event(booking=booking, event_type=TOUR_CANCELLED, occurred_at=now)
@@ -229,7 +254,8 @@ def _record_event(*, booking: Booking, event_type: str, occurred_at, along_with:
     )
 
 
-def _validate_request(*, seats: int, tier: str, email: str) -> None:
+def _validate_request(*, seats: int, tier: str, email: str, phone: str) -> str:
+    """Raise ``InvalidBooking`` listing every bad field; return the phone in E.164 (or "")."""
     fields: dict[str, list[str]] = {}
     if not isinstance(seats, int) or isinstance(seats, bool) or not 1 <= seats <= settings.BOOKING_MAX_SEATS:
         fields["seats"] = [f"Must be a whole number from 1 to {settings.BOOKING_MAX_SEATS}."]
@@ -237,8 +263,61 @@ def _validate_request(*, seats: int, tier: str, email: str) -> None:
         fields["tier"] = [f"Must be one of: {', '.join(TIERS)}."]
     if not email:
         fields["contact_email"] = ["Required: this account has no email address."]
+    e164 = _phone_e164(phone)
+    if e164 is None:
+        fields["contact_phone"] = ["Not a valid phone number: use the international format, e.g. +33612345678."]
     if fields:
         raise InvalidBooking("The booking request is invalid.", fields=fields)
+    return e164 or ""
+
+
+def _phone_e164(phone: str) -> str | None:
+    """``phone`` in E.164 ("" stays ""), or None if it is not a valid number (``phonenumbers``)."""
+    if not phone:
+        return ""
+    try:
+        number = phonenumbers.parse(phone, None)  # no default region: the number must say its country (+...)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _count_third_party_contacts(*, user: User, email: str, phone: str) -> None:
+    """Count a booking that messages someone else than the account's own email, per user and per
+    recipient per UTC day; refuse it past ``BOOKING_THIRD_PARTY_CONTACTS_PER_USER_PER_DAY`` or
+    ``..._PER_RECIPIENT_PER_DAY``. An account has no phone of its own, so a phone always counts.
+    Attempts count, refused ones too: the caps bound what one account can make us send."""
+    recipients: dict[str, str] = {}  # field -> recipient
+    if email.casefold() != (user.email or "").casefold():
+        recipients["contact_email"] = email.casefold()
+    if phone:
+        recipients["contact_phone"] = phone
+    if not recipients:
+        return
+    day = timezone.now().date().isoformat()
+    # Recipients are hashed: no email address or phone number in cache keys.
+    keys = [f"contacts:user:{user.pk}:{day}"] + [
+        f"contacts:to:{hashlib.sha256(recipient.encode()).hexdigest()[:32]}:{day}" for recipient in recipients.values()
+    ]
+    counts = window_counts(keys=keys, seconds=2 * 24 * 3600)
+    if counts is None:  # cache unavailable: allowed, as the request throttles do
+        return
+    per_user = settings.BOOKING_THIRD_PARTY_CONTACTS_PER_USER_PER_DAY
+    if counts[0] > per_user:
+        raise ThirdPartyContactLimitExceeded(
+            f"At most {per_user} booking(s) a day may send their confirmation to someone else than "
+            "your account's email; try again tomorrow.",
+            fields={field: ["Daily limit of confirmations sent to other people reached."] for field in recipients},
+        )
+    per_recipient = settings.BOOKING_THIRD_PARTY_CONTACTS_PER_RECIPIENT_PER_DAY
+    over = [field for field, count in zip(recipients, counts[1:], strict=True) if count > per_recipient]
+    if over:
+        raise ThirdPartyContactLimitExceeded(
+            f"At most {per_recipient} confirmation(s) a day go to one recipient; try again tomorrow.",
+            fields={field: ["Daily limit for this recipient reached."] for field in over},
+        )
 
 
 def _check_seat_limit_per_user(*, held: int, seats: int) -> None:
@@ -250,41 +329,59 @@ def _check_seat_limit_per_user(*, held: int, seats: int) -> None:
         )
 
 
-def _replayed(booking: Booking, *, departure_id: int, seats: int, tier: str) -> Booking:
-    if (booking.departure_id, booking.seats, booking.tier) != (departure_id, seats, tier):
+def _replayed(
+    booking: Booking,
+    *,
+    departure_id: int,
+    seats: int,
+    tier: str,
+    contact_email: str,
+    contact_phone: str,
+    payment_token: str,
+) -> Booking:
+    """The earlier booking, if this request is the same as the one that made it (every field)."""
+    earlier = (
+        booking.departure_id,
+        booking.seats,
+        booking.tier,
+        booking.contact_email,
+        booking.contact_phone,
+        booking.payment_token,
+    )
+    if earlier != (departure_id, seats, tier, contact_email, contact_phone, payment_token):
         raise IdempotencyKeyReused(
             "This Idempotency-Key was already used for a different booking request; use a new key."
         )
     return booking
 
 
-def user_register(*, username: str, email: str, password: str) -> tuple[User, Token]:
-    """Create a customer account and its API token (the documented way for a new user to get one)."""
-    user_model = get_user_model()
-    candidate = user_model(username=username, email=email)
-    try:
-        validate_password(password, user=candidate)
-    except ValidationError as exc:
-        raise RegistrationInvalid("The password is too weak.", fields={"password": list(exc.messages)}) from None
-    try:
-        with transaction.atomic():
-            user = user_model.objects.create_user(username=username, email=email, password=password)
-            token = Token.objects.create(user=user)
-    except IntegrityError:
-        raise RegistrationInvalid(
-            "This username is already taken.", fields={"username": ["This username is already taken."]}
-        ) from None
-    return user, token
+# ------------------------------------------------------------------ payments (issue 15)
+# Called by ``payments.services`` inside ITS transaction: the booking change, the payment record
+# and their events commit together.
 
 
-class InvalidCredentials(DomainError):
-    code = "invalid_credentials"
+def booking_cancel_for_payment_failure(*, booking_id: int, reason: str) -> Booking:
+    """Compensation for a declined payment: cancel with ``reason``, release the seats, record
+    ``tour.cancelled`` carrying the reason, and mark the booking's payment ``failed``.
+
+    Idempotent: a booking already cancelled (say by its owner meanwhile) only gets its payment
+    status set; no second event. Runs inside the caller's transaction when there is one.
+    """
+    return _booking_cancel(
+        booking_id=booking_id, owner=None, reason=reason, payment_status=Booking.PaymentStatus.FAILED
+    )
 
 
-def auth_token_obtain(*, username: str, password: str) -> Token:
-    """The API token of the user with these credentials (created on first use)."""
-    user = authenticate(username=username, password=password)
-    if user is None:
-        raise InvalidCredentials("Unable to log in with the provided credentials.")
-    token, _ = Token.objects.get_or_create(user=user)
-    return token
+def booking_payment_status_record(*, booking_id: int, payment_status: str) -> Booking:
+    """Lock the booking (departure and tour joined, for the event payload) and set its payment status.
+
+    Must run inside the caller's transaction: the lock is held until it commits, so the payment
+    record and its event are written under it.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("booking_payment_status_record() must run inside the payment's transaction")
+    booking = Booking.objects.select_for_update(of=("self",)).select_related("departure__tour").get(pk=booking_id)
+    if booking.payment_status != payment_status:
+        booking.payment_status = payment_status
+        booking.save(update_fields=["payment_status", "updated_at"])
+    return booking

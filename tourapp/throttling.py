@@ -7,11 +7,15 @@ fixed windows that start at a client's first request: ``INCR`` + ``EXPIRE NX`` i
 whatever the rate. A client may get up to twice its rate across the end of a window, the usual
 price of fixed windows. Redis unavailable: the request is allowed (bookings do not stop because
 the cache did).
+
+``window_counts`` offers the same counters to services for business caps counted per window.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from django.core.cache import cache
@@ -21,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 
 class RedisScopedRateThrottle(ScopedRateThrottle):
+    """DRF's ``ScopedRateThrottle`` (per user, or per client address when anonymous), counted as above."""
+
     def allow_request(self, request: Any, view: Any) -> bool:
         self.scope = getattr(view, self.scope_attr, None)
         if not self.scope:
@@ -54,9 +60,41 @@ class RedisScopedRateThrottle(ScopedRateThrottle):
 
 def _count(key: str, *, seconds: int) -> int:
     """This request's number in the client's current window (the first one opens the window)."""
+    return _incr([key], seconds=seconds)[0]
+
+
+def _incr(keys: list[str], *, seconds: int) -> list[int]:
     from django_redis import get_redis_connection
 
     pipe = get_redis_connection("default").pipeline(transaction=False)
-    pipe.incr(key)
-    pipe.expire(key, seconds, nx=True)
-    return int(pipe.execute()[0])
+    for key in keys:
+        pipe.incr(key)
+        pipe.expire(key, seconds, nx=True)
+    return [int(count) for count in pipe.execute()[::2]]
+
+
+def window_counts(*, keys: list[str], seconds: int) -> list[int] | None:
+    """Count one more event under each of ``keys`` (cache-prefixed here) in windows of ``seconds``
+    opened by their first event; the new counts, in one round trip. ``INCR`` is atomic, so
+    concurrent callers each get their own number. None when Redis is unavailable (callers allow)."""
+    try:
+        return _incr([cache.make_key(key) for key in keys], seconds=seconds)
+    except Exception:  # broad on purpose: as allow_request, the cache is not allowed to refuse requests
+        logger.warning("counter: cache unavailable, event allowed", exc_info=True)
+        return None
+
+
+class RedisUsernameRateThrottle(RedisScopedRateThrottle):
+    """Per username sent in the body (``username``, case-folded), whoever sends it and from wherever:
+    scope from the view's ``throttle_scope_username``. Bodies without a username are not counted here."""
+
+    scope_attr = "throttle_scope_username"
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        data = getattr(request, "data", None)
+        username = data.get("username") if isinstance(data, Mapping) else None
+        if not isinstance(username, str) or not username:
+            return None
+        # Hashed: bounded key length, and no username in the cache.
+        ident = hashlib.sha256(username.casefold().encode(errors="replace")).hexdigest()[:32]
+        return self.cache_format % {"scope": self.scope, "ident": ident}

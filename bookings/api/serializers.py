@@ -2,43 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
 from rest_framework import serializers
 
+from bookings.models import Booking
 from messaging.events import TIERS
-
-# Set by the server from the tour, the tier and the authenticated user; a client sending one is told so.
-SERVER_OWNED_FIELDS = frozenset({"total_price", "price", "status", "user", "user_id", "owner", "currency"})
-
-
-class StrictInputSerializer(serializers.Serializer):
-    """Rejects any field it does not declare, so a client cannot slip in a price or an owner."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError(
-                    {
-                        name: [
-                            "This field is set by the server and cannot be sent."
-                            if name in SERVER_OWNED_FIELDS
-                            else "Unknown field."
-                        ]
-                        for name in unknown
-                    }
-                )
-        return super().to_internal_value(data)
+from tourapp.serializers import StrictInputSerializer, model_max_length
 
 
 class BookingCreateInputSerializer(StrictInputSerializer):
     departure_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     seats = serializers.IntegerField(min_value=1, help_text="From 1 to BOOKING_MAX_SEATS (default 10).")
     tier = serializers.ChoiceField(choices=TIERS)
-    contact_email = serializers.EmailField(required=False, help_text="Defaults to the account's email.")
-    contact_phone = serializers.CharField(required=False, allow_blank=True, max_length=32, default="")
+    contact_email = serializers.EmailField(
+        required=False,
+        max_length=model_max_length(Booking, "contact_email"),
+        help_text="Defaults to the account's email. Any other address counts against daily caps.",
+    )
+    contact_phone = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=model_max_length(Booking, "contact_phone"),
+        default="",
+        help_text="International (E.164) format, e.g. +33612345678. Counts against daily caps.",
+    )
+    payment_token = serializers.RegexField(
+        r"^[A-Za-z0-9_-]*\Z",
+        required=False,
+        allow_blank=True,
+        max_length=model_max_length(Booking, "payment_token"),
+        default="",
+        error_messages={"invalid": "Letters, digits, '_' and '-' only."},
+        help_text="The payment method to charge, as the payment provider's opaque token (never card data). "
+        "Empty: the configured default. With the development gateway: tok_success, tok_decline, "
+        "tok_timeout or tok_slow.",
+    )
 
     def validate_seats(self, value: int) -> int:
         if value > settings.BOOKING_MAX_SEATS:
@@ -63,27 +61,13 @@ class BookingOutputSerializer(serializers.Serializer):
     contact_phone = serializers.CharField()
     created_at = serializers.DateTimeField()
     cancelled_at = serializers.DateTimeField(allow_null=True)
-
-
-class TokenObtainInputSerializer(StrictInputSerializer):
-    username = serializers.CharField()
-    password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
-
-
-class TokenOutputSerializer(serializers.Serializer):
-    token = serializers.CharField()
-
-
-class RegisterInputSerializer(StrictInputSerializer):
-    username = serializers.RegexField(
-        r"^[\w.@+-]+\Z", max_length=150, error_messages={"invalid": "Letters, digits and @/./+/-/_ only."}
+    cancellation_reason = serializers.ChoiceField(
+        choices=Booking.CancellationReason.choices,
+        allow_blank=True,
+        help_text="Why it was cancelled (empty while confirmed); payment_declined: the charge was refused.",
     )
-    email = serializers.EmailField()
-    password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False, write_only=True)
-
-
-class RegisterOutputSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    username = serializers.CharField()
-    email = serializers.EmailField()
-    token = serializers.CharField()
+    payment_status = serializers.ChoiceField(
+        choices=Booking.PaymentStatus.choices,
+        help_text="pending until the payment is settled (the seats are held meanwhile), then paid, failed "
+        "(the booking is cancelled and its seats released) or refunded (after a cancellation).",
+    )

@@ -7,6 +7,4 @@ urlpatterns = [
     path("bookings/", views.BookingCollectionApi.as_view(), name="booking-list"),
     path("bookings/<int:booking_id>/", views.BookingDetailApi.as_view(), name="booking-detail"),
     path("bookings/<int:booking_id>/cancel/", views.BookingCancelApi.as_view(), name="booking-cancel"),
-    path("auth/token/", views.TokenObtainApi.as_view(), name="auth-token"),
-    path("auth/register/", views.RegisterApi.as_view(), name="auth-register"),
 ]

@@ -1,4 +1,4 @@
-"""Bookings and auth endpoints: parse input, call one service, shape output. One class per operation."""
+"""Bookings endpoints: parse input, call one service, shape output. One class per operation."""
 
 from __future__ import annotations
 
@@ -10,24 +10,17 @@ from django.contrib.auth.models import User
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
-from bookings.api.serializers import (
-    BookingCreateInputSerializer,
-    BookingOutputSerializer,
-    RegisterInputSerializer,
-    RegisterOutputSerializer,
-    TokenObtainInputSerializer,
-    TokenOutputSerializer,
-)
+from bookings.api.serializers import BookingCreateInputSerializer, BookingOutputSerializer
 from bookings.models import Booking
 from bookings.selectors import booking_get_for_user, booking_list_for_user
-from bookings.services import auth_token_obtain, booking_cancel, booking_create_or_replay, user_register
+from bookings.services import booking_cancel, booking_create_or_replay
 from tourapp.exceptions import DomainError
 from tourapp.throttling import RedisScopedRateThrottle
 
@@ -40,7 +33,7 @@ _IDEMPOTENCY_PARAMETER = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     description="Optional, per user. A retried request with the same key returns the same booking "
-    "(200) instead of booking twice; reusing a key for a different request is a 409.",
+    "(200) instead of booking twice; reusing a key for a request that differs in any field is a 409.",
 )
 
 
@@ -109,8 +102,12 @@ class BookingCreateApi(APIView):
             200: OpenApiResponse(BookingOutputSerializer, description="Idempotent replay: the earlier booking."),
             400: _ERROR,
             401: _ERROR,
-            409: OpenApiResponse(OpenApiTypes.OBJECT, description="Not enough seats, per-user limit, key reused."),
-            429: _ERROR,
+            409: OpenApiResponse(
+                OpenApiTypes.OBJECT, description="Not enough seats, per-user limit, key reused for another request."
+            ),
+            429: OpenApiResponse(
+                OpenApiTypes.OBJECT, description="Throttled, or the daily cap of confirmations to other people."
+            ),
         },
     )
     def post(self, request: Request) -> Response:
@@ -161,39 +158,3 @@ class BookingCancelApi(APIView):
     def post(self, request: Request, booking_id: int) -> Response:
         booking = booking_cancel(user=_customer(request), booking_id=booking_id)
         return Response(_booking_data(booking))
-
-
-class TokenObtainApi(APIView):
-    authentication_classes = []
-    permission_classes = [AllowAny]
-
-    @extend_schema(
-        operation_id="auth_token_obtain",
-        summary="Exchange username and password for an API token",
-        description="Send the token as `Authorization: Token <token>`.",
-        request=TokenObtainInputSerializer,
-        responses={200: TokenOutputSerializer, 400: _ERROR},
-    )
-    def post(self, request: Request) -> Response:
-        serializer = TokenObtainInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        token = auth_token_obtain(**serializer.validated_data)
-        return Response(TokenOutputSerializer({"token": token.key}).data)
-
-
-class RegisterApi(APIView):
-    authentication_classes = []
-    permission_classes = [AllowAny]
-
-    @extend_schema(
-        operation_id="auth_register",
-        summary="Create an account and get its API token",
-        request=RegisterInputSerializer,
-        responses={201: RegisterOutputSerializer, 400: _ERROR},
-    )
-    def post(self, request: Request) -> Response:
-        serializer = RegisterInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        user, token = user_register(**serializer.validated_data)
-        body = {"id": user.pk, "username": user.get_username(), "email": user.email, "token": token.key}
-        return Response(RegisterOutputSerializer(body).data, status=status.HTTP_201_CREATED)

@@ -162,3 +162,115 @@ def test_browsable_api_renders_the_bookings_page_with_a_booking_form_for_a_logge
     html = response.content.decode()
     assert 'name="departure_id"' in html and 'name="tier"' in html
     assert 'name="total_price"' not in html
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"contact_email": "someone.else@example.com"},
+        {"contact_phone": "+33612345678"},
+        {"seats": 2},
+        {"tier": "standard"},
+        {"departure_id": "other"},
+        {"payment_token": "tok_decline"},
+    ],
+    ids=["contact_email", "contact_phone", "seats", "tier", "departure", "payment_token"],
+)
+def test_post_booking_reusing_an_idempotency_key_with_any_field_changed_is_a_409(api, departure, change) -> None:
+    # given: a booking made with a key
+    payload = {"departure_id": departure.pk, "seats": 1, "tier": "premium"}
+    assert api.post(BOOKINGS, payload, format="json", HTTP_IDEMPOTENCY_KEY="k-fp").status_code == 201
+    if change.get("departure_id") == "other":
+        change = {"departure_id": DepartureFactory(capacity=5).pk}
+
+    # when: the same key with one field different
+    response = api.post(BOOKINGS, {**payload, **change}, format="json", HTTP_IDEMPOTENCY_KEY="k-fp")
+
+    # then: a conflict, not a silent replay of the first booking
+    assert response.status_code == 409, response.content
+    assert response.json()["error"]["code"] == "idempotency_key_reused"
+    assert Booking.objects.count() == OutboxEvent.objects.count() == 1
+
+
+def test_post_booking_replay_with_the_phone_written_differently_is_the_same_request(api, departure) -> None:
+    # given: the phone is stored in E.164
+    payload = {"departure_id": departure.pk, "seats": 1, "tier": "standard", "contact_phone": "+33 6 12 34 56 78"}
+    first = api.post(BOOKINGS, payload, format="json", HTTP_IDEMPOTENCY_KEY="k-phone")
+
+    # when
+    again = api.post(
+        BOOKINGS, {**payload, "contact_phone": "+33612345678"}, format="json", HTTP_IDEMPOTENCY_KEY="k-phone"
+    )
+
+    # then
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["contact_phone"] == "+33612345678"
+    assert again.json()["id"] == first.json()["id"]
+
+
+@pytest.mark.parametrize("phone", ["not-a-phone", "0612345678", "+1 555", "+999123456789"])
+def test_post_booking_with_an_invalid_phone_is_a_400_naming_contact_phone(api, departure, phone) -> None:
+    response = api.post(
+        BOOKINGS, {"departure_id": departure.pk, "seats": 1, "tier": "standard", "contact_phone": phone}, format="json"
+    )
+    assert response.status_code == 400, response.content
+    assert "contact_phone" in response.json()["error"]["fields"]
+    assert not Booking.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "field",
+    [{"contact_email": "a" * 250 + "@example.com"}, {"contact_phone": "+" + "1" * 40}, {"payment_token": "t" * 65}],
+    ids=["262-char contact_email", "41-char contact_phone", "65-char payment_token"],
+)
+def test_post_booking_with_a_string_longer_than_its_column_is_a_400_not_a_500(api, departure, field) -> None:
+    response = api.post(
+        BOOKINGS, {"departure_id": departure.pk, "seats": 1, "tier": "standard", **field}, format="json"
+    )
+    assert response.status_code == 400, response.content
+    assert set(response.json()["error"]["fields"]) == set(field)
+    assert not Booking.objects.exists()
+
+
+def test_post_booking_with_a_flood_of_unknown_fields_gets_a_small_400_naming_a_few(api, departure) -> None:
+    # given: 5,000 unknown fields, one of them with a very long name
+    body = {"departure_id": departure.pk, "seats": 1, "tier": "standard", "x" * 10_000: 1}
+    body.update({f"unknown_{i}": i for i in range(5_000)})
+
+    # when
+    response = api.post(BOOKINGS, body, format="json")
+
+    # then
+    assert response.status_code == 400
+    assert len(response.content) < 4_000
+    fields = response.json()["error"]["fields"]
+    assert len(fields) == 21  # 20 names, and how many more
+    assert fields["non_field_errors"] == ["4981 more unknown field(s) not listed."]
+    assert "x" * 64 + "…" in fields
+    assert not Booking.objects.exists()
+
+
+def test_post_booking_with_a_payment_token_keeps_it_and_shows_the_payment_pending(api, departure) -> None:
+    # when: a booking names the payment method to charge
+    response = api.post(
+        BOOKINGS,
+        {"departure_id": departure.pk, "seats": 1, "tier": "standard", "payment_token": "tok_decline"},
+        format="json",
+    )
+
+    # then: the seats are held, the payment is pending, and the token is kept for the charge (never shown)
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["status"], body["payment_status"], body["cancellation_reason"]) == ("confirmed", "pending", "")
+    assert "payment_token" not in body
+    assert Booking.objects.get().payment_token == "tok_decline"
+
+
+@pytest.mark.parametrize("token", ["tok decline", "tok_decline;DROP", "jeton-é"])
+def test_post_booking_with_a_malformed_payment_token_is_a_400_naming_it(api, departure, token) -> None:
+    response = api.post(
+        BOOKINGS, {"departure_id": departure.pk, "seats": 1, "tier": "standard", "payment_token": token}, format="json"
+    )
+    assert response.status_code == 400, response.content
+    assert set(response.json()["error"]["fields"]) == {"payment_token"}
+    assert not Booking.objects.exists()
