@@ -13,15 +13,7 @@ from django.http import HttpRequest
 from bookings.models import Booking
 from bookings.services import booking_cancel_by_staff
 from tourapp.exceptions import DomainError
-
-
-def mask_email(email: str) -> str:
-    """``alice@example.com`` -> ``a***e@example.com``: enough to recognise, not to harvest."""
-    local, sep, domain = email.partition("@")
-    if not sep:
-        return "***"
-    shown = local[0] + "***" + (local[-1] if len(local) > 2 else "")
-    return f"{shown}@{domain}"
+from tourapp.pii import mask_email
 
 
 @admin.register(Booking)

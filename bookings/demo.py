@@ -2,6 +2,7 @@
 
 Idempotent: rows are looked up by natural key (slug, username) and only missing ones are created;
 existing passwords, prices and departures are left as they are. Running it twice changes nothing.
+Without ``admin_username`` no superuser is created (production: see ``seed_demo``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ class DemoSeedResult:
 
 
 @transaction.atomic
-def demo_seed(*, username: str, password: str, admin_username: str, admin_password: str) -> DemoSeedResult:
+def demo_seed(
+    *, username: str, password: str, admin_username: str | None, admin_password: str | None
+) -> DemoSeedResult:
     created: list[str] = []
     for name, slug, description, price, currency in DEMO_TOURS:
         tour, made = Tour.objects.get_or_create(
@@ -52,7 +55,7 @@ def demo_seed(*, username: str, password: str, admin_username: str, admin_passwo
     token, made = Token.objects.get_or_create(user=user)
     if made:
         created.append(f"token for {username}")
-    if not user_model.objects.filter(username=admin_username).exists():
+    if admin_username and not user_model.objects.filter(username=admin_username).exists():
         user_model.objects.create_superuser(username=admin_username, email="admin@example.com", password=admin_password)
         created.append(f"superuser {admin_username}")
     return DemoSeedResult(token=token.key, created=created)

@@ -1,8 +1,16 @@
 """Celery application. Tasks carry the correlation id in their headers (see signals below)."""
 
 import os
+import warnings
 
 from celery import Celery, signals
+from celery.exceptions import SecurityWarning
+
+# Celery's eight-line warning about a worker running as root (every development start here, as
+# root) is replaced by one log line from tourapp.ops.celery_hooks; the Docker image runs unprivileged.
+warnings.filterwarnings(
+    "ignore", message="You're running the worker with superuser privileges", category=SecurityWarning
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tourapp.settings")
 

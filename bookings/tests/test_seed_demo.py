@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from rest_framework.authtoken.models import Token
 
 from availability.models import Departure, Tour
@@ -52,3 +53,37 @@ def test_seed_demo_twice_changes_nothing() -> None:
     # then
     assert _snapshot() == before
     assert "nothing (already seeded)" in out.getvalue()
+
+
+def test_seed_demo_refuses_production_unless_forced(settings) -> None:
+    # given
+    settings.PRODUCTION = True
+    # when / then
+    with pytest.raises(CommandError, match="--force"):
+        call_command("seed_demo", stdout=StringIO())
+    assert not get_user_model().objects.exists()
+    assert not Tour.objects.exists()
+
+
+def test_forced_seed_demo_in_production_creates_no_superuser_and_no_known_password(settings) -> None:
+    # given
+    settings.PRODUCTION = True
+    # when
+    out = StringIO()
+    call_command("seed_demo", "--force", stdout=out)
+    # then
+    users = get_user_model().objects.all()
+    assert not users.filter(is_superuser=True).exists() and not users.filter(is_staff=True).exists()
+    demo = users.get(username="demo")
+    assert not demo.check_password("demo-password")
+    assert not any(u.check_password(p) for u in users for p in ("admin-password", "demo-password", "admin", "demo"))
+    (printed,) = re.findall(r"password \(shown once\): (\S+)", out.getvalue())
+    assert demo.check_password(printed)
+    assert Tour.objects.filter(slug="paris-city-tour").exists()
+
+    # and: a second forced run neither prints nor changes the password
+    again = StringIO()
+    call_command("seed_demo", "--force", stdout=again)
+    assert "shown once" not in again.getvalue()
+    demo.refresh_from_db()
+    assert demo.check_password(printed)

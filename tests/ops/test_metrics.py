@@ -105,3 +105,45 @@ def test_counters_incremented_in_another_process_show_in_multiprocess_mode(clien
     assert _sample(processed, "tourapp_consumer_processed_total", handler="availability", transport="kafka") == 2
     latency = families["tourapp_event_end_to_end_seconds"]
     assert _sample(latency, "tourapp_event_end_to_end_seconds_count", handler="availability") == 1
+
+
+# --- access: an allow-list of client networks (loopback by default) or a bearer token
+OUTSIDER = "203.0.113.7"
+
+
+@pytest.mark.django_db
+def test_metrics_refuse_a_client_outside_the_allowed_networks(client):
+    # when
+    response = client.get("/metrics", REMOTE_ADDR=OUTSIDER)
+    # then
+    assert response.status_code == 403
+    assert b"tourapp_" not in response.content
+
+
+@pytest.mark.django_db
+def test_metrics_answer_loopback_by_default_and_any_client_in_a_configured_network(client, settings):
+    assert client.get("/metrics", REMOTE_ADDR="::1").status_code == 200
+    # given
+    settings.METRICS_ALLOWED_CIDRS = ["10.0.0.0/8"]
+    # then
+    assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 403
+
+
+@pytest.mark.django_db
+def test_metrics_answer_an_outside_client_with_the_bearer_token_only(client, settings):
+    # given
+    settings.METRICS_TOKEN = "scrape-secret-123"
+    # when
+    with_token = client.get("/metrics", REMOTE_ADDR=OUTSIDER, HTTP_AUTHORIZATION="Bearer scrape-secret-123")
+    wrong_token = client.get("/metrics", REMOTE_ADDR=OUTSIDER, HTTP_AUTHORIZATION="Bearer scrape-secret-124")
+    # then
+    assert with_token.status_code == 200
+    assert b"tourapp_outbox_backlog" in with_token.content
+    assert wrong_token.status_code == 403
+
+
+@pytest.mark.django_db
+def test_an_empty_metrics_token_never_authorises(client, settings):
+    settings.METRICS_TOKEN = ""
+    assert client.get("/metrics", REMOTE_ADDR=OUTSIDER, HTTP_AUTHORIZATION="Bearer ").status_code == 403

@@ -64,7 +64,7 @@ def test_backing_services_are_the_official_images_with_healthchecks(compose):
     for name in BACKING:
         assert services[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
     assert services["rabbitmq"]["image"].startswith("rabbitmq:3-management")
-    assert "15672:15672" in services["rabbitmq"]["ports"]
+    assert "127.0.0.1:15672:15672" in services["rabbitmq"]["ports"]
     kafka = services["kafka"]
     assert kafka["image"].startswith("apache/kafka:")
     assert "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"]  # KRaft: no ZooKeeper anywhere
@@ -121,3 +121,23 @@ def test_dockerfile_builds_a_slim_non_root_image_with_static_files():
     users = re.findall(r"^USER (\S+)", dockerfile, re.M)
     assert users and users[-1] not in {"root", "0"}
     assert (ROOT / ".dockerignore").read_text().count(".venv")
+
+
+def test_every_published_port_is_bound_to_loopback(compose):
+    published = {name: svc.get("ports", []) for name, svc in compose["services"].items()}
+    assert any(published.values())
+    for name, ports in published.items():
+        for port in ports:
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def test_compose_seeds_demo_data_without_a_known_superuser(compose):
+    # given the one-shot migrate service, which runs in production mode
+    migrate = compose["services"]["migrate"]
+    command = " ".join(migrate["command"])
+    assert migrate["environment"]["DJANGO_ENV"] == "production"
+    # then seed_demo runs forced (production: no superuser, a random demo password) and no
+    # demo password is configured anywhere
+    assert re.search(r"manage\.py seed_demo --force\b", command)
+    for svc in compose["services"].values():
+        assert not {"DEMO_PASSWORD", "DEMO_ADMIN_PASSWORD"} & set(svc.get("environment") or {})

@@ -1,5 +1,7 @@
 """Hooks into Celery processes (worker, beat): our logging config and the worker heartbeat.
 
+A worker started as root says so in one WARNING line (Celery's eight-line warning is filtered).
+
 Connected from ``OpsConfig.ready()``. Celery's Django fix-up runs ``django.setup()`` while the
 worker/beat loads its modules, which is before Celery configures logging and before the worker
 is ready, so both receivers are in place in time.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import os
 from typing import Any
 
 from celery import signals
@@ -32,6 +35,8 @@ def _start_heartbeat(sender: Any = None, **_kwargs: Any) -> None:
     _heartbeat = HeartbeatThread(hostname=hostname)
     _heartbeat.start()
     logger.info("worker heartbeat started", extra={"worker": hostname})
+    if os.geteuid() == 0:  # Celery's own multi-line warning about it is filtered in tourapp/celery.py
+        logger.warning("worker runs as root: acceptable on a development machine, never in production")
 
 
 def _stop_heartbeat(**_kwargs: Any) -> None:
