@@ -9,6 +9,14 @@ functions run inside its transaction, once per event.
 Rebuild: ``availability_read_model_reset`` empties the model AND the availability handler's dedup
 records (inbox rows and Redis keys) in one go, then ``manage.py availability_rebuild`` replays the
 Kafka topic from the beginning into a fresh consumer group driving only this handler.
+
+Safe during live traffic: a live batch that read a departure's row before the reset deleted it
+updates no row. Committing then would keep its inbox rows (inserted after the reset looked) while
+its seats went nowhere, and the replay would skip those events. So an update that matches no row
+raises :class:`ReadModelRowVanished`: the whole inbox transaction rolls back and the transport
+retries the events (Kafka: record by record; RabbitMQ: its retry ladder), which then recreate the
+row, or find that the replay already applied them. ``updated_at`` is set by every update
+(``auto_now`` is not applied by ``QuerySet.update``).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from collections.abc import Sequence
 
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from availability.models import Departure, DepartureAvailability
 from messaging.envelope import Event
@@ -30,6 +39,10 @@ HANDLER_NAME = "availability"
 
 class UnknownDeparture(Exception):
     """An event names a departure this database does not know (it is dead-lettered)."""
+
+
+class ReadModelRowVanished(Exception):
+    """A departure's row was deleted under the batch (a concurrent reset): roll back and retry."""
 
 
 def departure_availability_apply(*, events: Sequence[Event]) -> None:
@@ -60,11 +73,16 @@ def departure_availability_apply(*, events: Sequence[Event]) -> None:
             ],
             ignore_conflicts=True,
         )
+    now = timezone.now()
     for departure_id in sorted(deltas):
         if deltas[departure_id]:
-            DepartureAvailability.objects.filter(pk=departure_id).update(
-                seats_booked=F("seats_booked") + deltas[departure_id]
+            updated = DepartureAvailability.objects.filter(pk=departure_id).update(
+                seats_booked=F("seats_booked") + deltas[departure_id], updated_at=now
             )
+            if updated != 1:
+                raise ReadModelRowVanished(
+                    f"availability row of departure {departure_id} was deleted during the batch (a rebuild's reset)"
+                )
 
 
 def availability_read_model_reset() -> dict[str, int]:

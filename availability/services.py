@@ -15,6 +15,7 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from availability.models import Departure
+from availability.selectors import departure_lock_for_update
 from tourapp.db import server_side_cursor
 from tourapp.exceptions import Conflict, DomainError, integrity_constraint_name
 
@@ -23,6 +24,12 @@ CAPACITY_CONSTRAINT = "departure_seats_within_capacity"
 
 class SeatsUnavailable(Conflict):
     code = "seats_unavailable"
+
+
+class CapacityBelowReserved(DomainError):
+    """Staff asked for fewer seats than are already reserved on the departure."""
+
+    code = "capacity_below_reserved"
 
 
 class DepartureNotBookable(DomainError):
@@ -48,6 +55,20 @@ def departure_ensure_bookable(*, departure: Departure | None, departure_id: int)
             fields={"departure_id": ["This departure is in the past."]},
         )
     return departure
+
+
+def departure_capacity_check(*, departure_id: int, capacity: int) -> None:
+    """``CapacityBelowReserved`` unless ``capacity`` covers the seats reserved now.
+
+    Locks the departure (inside the caller's transaction, which must be the one that saves the
+    new capacity): no booking can reserve seats between this check and that save.
+    """
+    departure = departure_lock_for_update(departure_ids=[departure_id]).first()
+    if departure is not None and capacity < departure.seats_reserved:
+        raise CapacityBelowReserved(
+            f"{departure.seats_reserved} seat(s) are already reserved on this departure.",
+            fields={"capacity": [f"At least {departure.seats_reserved}: seats already reserved."]},
+        )
 
 
 def departure_reserve_seats(*, departure: Departure, seats: int) -> None:

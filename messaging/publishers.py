@@ -10,6 +10,11 @@ A publisher never touches the database. It returns a ``PublishOutcome``:
   message neither delivered nor failed is then *undecided*: the relay retries it later without
   counting an attempt, so an outage never burns attempts.
 
+Only transport conditions are "unavailable". A programming error (an ``AssertionError`` from a
+send, anything unexpected) is a failure that counts attempts, so it ends in ``dead`` instead of
+being retried forever; kafka-python's one ``AssertionError`` that means a closed producer is
+recognised by :func:`is_producer_closed`.
+
 Both publishers keep their connection between batches (one per worker process) and drop it on
 any transport error; the next batch reconnects.
 """
@@ -260,6 +265,19 @@ class AmqpPublisher:
         self.close()
 
 
+# kafka-python's send() asserts this; the batch sender raises the same (see _batch_sender).
+KAFKA_PRODUCER_CLOSED = "KafkaProducer already closed!"
+
+
+class ProducerClosed(Exception):
+    """The Kafka producer was closed under the batch: the broker was not asked, nothing is decided."""
+
+
+def is_producer_closed(exc: BaseException) -> bool:
+    """True for kafka-python's "producer already closed" ``AssertionError`` (and ours)."""
+    return isinstance(exc, ProducerClosed) or (isinstance(exc, AssertionError) and str(exc) == KAFKA_PRODUCER_CLOSED)
+
+
 @dataclass(slots=True)
 class _KafkaInFlight:
     generation: int
@@ -322,8 +340,16 @@ class KafkaPublisher:
                         raise
                     inflight.outcome.failed[message.delivery_id] = f"kafka: {type(exc).__name__}: {exc}"
                     continue
+                except AssertionError as exc:
+                    if is_producer_closed(exc):
+                        raise ProducerClosed(str(exc)) from exc
+                    # a programming error about this record: it counts an attempt like a refusal
+                    inflight.outcome.failed[message.delivery_id] = f"kafka: AssertionError: {exc}"
+                    continue
                 inflight.futures.append((message.delivery_id, future))
-        except (KafkaError, OSError, AssertionError) as exc:
+        except (KafkaError, OSError, ProducerClosed) as exc:
+            # Anything else raised here (before any record was handed over) reaches the relay,
+            # which counts an attempt for the whole batch.
             inflight.outcome.unavailable = f"kafka unavailable: {type(exc).__name__}: {exc}"
         if batch_end is not None and inflight.futures:
             batch_end()
@@ -398,7 +424,7 @@ def _batch_sender(
 
     def send(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
         if producer._closed:
-            raise AssertionError("KafkaProducer already closed!")
+            raise ProducerClosed(KAFKA_PRODUCER_CLOSED)
         ensure_valid_size(estimate_size(key, value, headers))
         future, batch_is_full, new_batch_created = append(
             partitions[partitioner(key, all_partitions, available)], None, key, value, headers

@@ -2,7 +2,9 @@
 
 ``Notification`` is both the outbox of the notification tasks and the audit trail shown in the
 admin: the unique ``(dedup_key, channel)`` constraint means one email and one SMS per event, even
-if the inbox's own records were purged and the event replayed.
+if the inbox's own records were purged and the event replayed. ``sending`` + ``claimed_at`` is the
+lease a send task holds while it talks to the provider, with no transaction open (see
+``notifications.services.notification_send``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Notification(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
 
@@ -55,6 +58,8 @@ class Notification(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Set with status "sending": the claim's identity, and when its lease started.
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]

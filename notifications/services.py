@@ -1,10 +1,16 @@
 """Notification writes: create records from events, send one, resend, sweep.
 
 Idempotency: records are created inside the inbox transaction (one per event and channel, unique
-``(dedup_key, channel)`` so even a replay with purged inbox rows cannot create a second one);
-sending locks the row and does nothing unless it is ``pending``, so a duplicate task is a no-op.
-The external send itself is at-least-once: a worker killed between the SMTP call and the commit
-sends again on redelivery (``acks_late`` + ``task_reject_on_worker_lost``).
+``(dedup_key, channel)`` so even a replay with purged inbox rows cannot create a second one).
+
+Sending never holds a lock or a transaction across the network, like the outbox relay: claim,
+send, record. The claim is one conditional UPDATE (``pending`` -> ``sending``, or a ``sending``
+row whose lease of ``NOTIFICATION_CLAIM_LEASE_SECONDS`` expired), so of two copies of a task only
+one sends; a ``sent`` row is never claimed again. The send runs in autocommit, bounded by
+``EMAIL_TIMEOUT`` / ``SMS_TIMEOUT_SECONDS``. The outcome is recorded by a second conditional
+UPDATE. The external send itself is at-least-once: a worker that dies (or loses the database)
+between the provider's answer and the record leaves the row ``sending``; once the lease expires
+the beat sweep re-dispatches it and the message goes out again. That is the only window.
 """
 
 from __future__ import annotations
@@ -16,19 +22,21 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from messaging.envelope import Event
 from notifications.messages import render_email, render_sms, render_summary
 from notifications.models import Notification, NotificationPreference
-from notifications.pii import mask_email, mask_phone
 from notifications.sms import TransientSmsError, sms_backend
 from tourapp.correlation import correlation_scope, get_correlation_id
 from tourapp.db import server_side_cursor
 from tourapp.metrics import END_TO_END_LATENCY
+from tourapp.pii import mask_email, mask_phone
 
 logger = logging.getLogger(__name__)
 
@@ -154,59 +162,93 @@ def _deliver(notification: Notification) -> None:
 
 
 def notification_send(*, notification_id: int, final_attempt: bool) -> SendOutcome:
-    """Send one pending notification; ``retry`` means a transient failure the caller should retry.
+    """Claim, send, record (see the module docstring); ``retry`` means a transient failure the
+    caller should retry, ``skipped`` that there was nothing to send (sent, failed, or claimed by
+    another task whose lease still runs).
 
-    The row is locked for the send so two copies of the task never both send.
+    Call it outside any transaction: the claim must be committed before the network call, so that
+    neither a row lock nor an open transaction is held while the provider takes its time.
     """
-    with transaction.atomic():
-        notification = Notification.objects.select_for_update().filter(pk=notification_id).first()
-        if notification is None or notification.status != Notification.Status.PENDING:
-            return "skipped"
-        with correlation_scope(
-            notification.correlation_id or get_correlation_id(),
-            event_id=notification.event_id,
-            booking_id=notification.booking_id,
-        ):
-            outcome = _send_locked(notification, final_attempt=final_attempt)
+    notification = _claim(notification_id)
+    if notification is None:
+        return "skipped"
+    with correlation_scope(
+        notification.correlation_id or get_correlation_id(),
+        event_id=notification.event_id,
+        booking_id=notification.booking_id,
+    ):
+        outcome = _send_claimed(notification, final_attempt=final_attempt)
     if outcome == "sent":
         _observe_latency(notification)
     return outcome
 
 
-def _send_locked(notification: Notification, *, final_attempt: bool) -> SendOutcome:
-    notification.attempts += 1
-    outcome: SendOutcome
+def _claim(notification_id: int) -> Notification | None:
+    """Take the send lease with one conditional UPDATE (its own short transaction); count the attempt."""
+    now = timezone.now()
+    lease_expired = now - timedelta(seconds=settings.NOTIFICATION_CLAIM_LEASE_SECONDS)
+    claimable = Q(status=Notification.Status.PENDING) | Q(
+        status=Notification.Status.SENDING, claimed_at__lt=lease_expired
+    )
+    claimed = Notification.objects.filter(claimable, pk=notification_id).update(
+        status=Notification.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1, updated_at=now
+    )
+    if not claimed:
+        return None
+    return Notification.objects.get(pk=notification_id)
+
+
+def _send_claimed(notification: Notification, *, final_attempt: bool) -> SendOutcome:
     try:
         _deliver(notification)
+    except SoftTimeLimitExceeded:
+        # The task ran out of time mid-send: give the row back (the attempt counts) and let it stop.
+        _record_unsent(notification, outcome="retry", error="SoftTimeLimitExceeded: the send task ran out of time")
+        raise
     except Exception as exc:
-        notification.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-        if _is_transient(exc) and not final_attempt:
-            outcome = "retry"
-        else:
-            outcome = "failed"
-            notification.status = Notification.Status.FAILED
-        logger.warning(
-            "%s notification %s to %s: %s",
-            "retrying" if outcome == "retry" else "giving up on",
-            notification.pk,
-            notification.recipient_masked,
-            notification.last_error,
-        )
-    else:
-        outcome = "sent"
-        notification.status = Notification.Status.SENT
-        notification.sent_at = timezone.now()
-        notification.last_error = ""
-        notification.summary = render_summary(
-            event_type=notification.event_type,
-            channel=notification.channel,
-            recipient_masked=notification.recipient_masked,
-            context=notification.context,
-            language=notification.language,
-        )
-        logger.info(notification.summary, extra={"notification_id": notification.pk})
-    notification.save(update_fields=["status", "attempts", "last_error", "sent_at", "summary", "updated_at"])
-    return outcome
+        outcome: SendOutcome = "retry" if _is_transient(exc) and not final_attempt else "failed"
+        return _record_unsent(notification, outcome=outcome, error=f"{type(exc).__name__}: {exc}"[:2000])
+    return _record_sent(notification)
+
+
+def _record_sent(notification: Notification) -> SendOutcome:
+    """Record a success. Whoever holds the claim now, the message went out: never send it again."""
+    notification.status = Notification.Status.SENT
+    notification.sent_at = timezone.now()
+    notification.summary = render_summary(
+        event_type=notification.event_type,
+        channel=notification.channel,
+        recipient_masked=notification.recipient_masked,
+        context=notification.context,
+        language=notification.language,
+    )
+    Notification.objects.filter(pk=notification.pk).exclude(status=Notification.Status.SENT).update(
+        status=Notification.Status.SENT,
+        sent_at=notification.sent_at,
+        last_error="",
+        summary=notification.summary,
+        claimed_at=None,
+        updated_at=notification.sent_at,
+    )
+    logger.info(notification.summary, extra={"notification_id": notification.pk})
+    return "sent"
+
+
+def _record_unsent(notification: Notification, *, outcome: SendOutcome, error: str) -> SendOutcome:
+    """Record a failure, only while the claim is still ours (a task whose lease expired and was
+    re-claimed leaves the row to the newer claim); ``skipped`` when it was not."""
+    status = Notification.Status.PENDING if outcome == "retry" else Notification.Status.FAILED
+    recorded = Notification.objects.filter(
+        pk=notification.pk, status=Notification.Status.SENDING, claimed_at=notification.claimed_at
+    ).update(status=status, last_error=error, claimed_at=None, updated_at=timezone.now())
+    logger.warning(
+        "%s notification %s to %s: %s",
+        "retrying" if outcome == "retry" else "giving up on",
+        notification.pk,
+        notification.recipient_masked,
+        error,
+    )
+    return outcome if recorded else "skipped"
 
 
 def _observe_latency(notification: Notification) -> None:
@@ -219,16 +261,19 @@ def _observe_latency(notification: Notification) -> None:
 
 
 def notifications_resend(*, notification_ids: Sequence[int]) -> int:
-    """Put failed (or stuck pending) notifications back to pending and dispatch them. Sent ones are left alone."""
+    """Put failed (or stuck pending) notifications back to pending and dispatch them. Sent ones
+    are left alone, and so are those a task is sending right now (lease not expired)."""
+    lease_expired = timezone.now() - timedelta(seconds=settings.NOTIFICATION_CLAIM_LEASE_SECONDS)
     with transaction.atomic():
         rows = list(
             Notification.objects.select_for_update()
             .filter(pk__in=notification_ids)
             .exclude(status=Notification.Status.SENT)
+            .exclude(status=Notification.Status.SENDING, claimed_at__gte=lease_expired)
             .order_by("pk")
         )
         Notification.objects.filter(pk__in=[n.pk for n in rows]).update(
-            status=Notification.Status.PENDING, updated_at=timezone.now()
+            status=Notification.Status.PENDING, claimed_at=None, updated_at=timezone.now()
         )
         pending = [(n.pk, n.correlation_id, n.event_id, n.booking_id) for n in rows]
         transaction.on_commit(lambda: notifications_dispatch(pending=pending))
@@ -236,14 +281,19 @@ def notifications_resend(*, notification_ids: Sequence[int]) -> int:
 
 
 def notifications_sweep(*, older_than: timedelta) -> int:
-    """Re-dispatch pending notifications untouched for ``older_than`` (a send task that got lost)."""
-    cutoff = timezone.now() - older_than
+    """Re-dispatch pending notifications untouched for ``older_than`` (a send task that got lost)
+    and those whose send lease expired (a worker that died or timed out between claim and record)."""
+    now = timezone.now()
+    lease_expired = now - timedelta(seconds=settings.NOTIFICATION_CLAIM_LEASE_SECONDS)
+    stale = Q(status=Notification.Status.PENDING, updated_at__lt=now - older_than) | Q(
+        status=Notification.Status.SENDING, claimed_at__lt=lease_expired
+    )
     pending = list(
-        Notification.objects.filter(status=Notification.Status.PENDING, updated_at__lt=cutoff)
+        Notification.objects.filter(stale)
         .order_by("pk")
         .values_list("pk", "correlation_id", "event_id", "booking_id")[:1000]
     )
     notifications_dispatch(pending=pending)
     if pending:
-        logger.warning("re-dispatched %d stale pending notification(s)", len(pending))
+        logger.warning("re-dispatched %d stale pending or expired sending notification(s)", len(pending))
     return len(pending)

@@ -2,6 +2,10 @@
 
 A backend raises :class:`TransientSmsError` for failures worth retrying (timeouts, 5xx from a
 provider) and anything else for permanent ones. The phone number is never logged in clear.
+
+A backend that talks to a provider bounds every network call by ``self.timeout``
+(``SMS_TIMEOUT_SECONDS``): a provider that hangs must fail the send, not pin a worker slot. The
+send runs with no database transaction open (see ``notifications.services``).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import logging
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from notifications.pii import mask_phone
+from tourapp.pii import mask_phone
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +25,9 @@ class TransientSmsError(Exception):
 
 
 class BaseSmsBackend:
+    def __init__(self, *, timeout: float | None = None) -> None:
+        self.timeout = settings.SMS_TIMEOUT_SECONDS if timeout is None else timeout
+
     def send(self, *, to: str, text: str) -> None:
         raise NotImplementedError
 

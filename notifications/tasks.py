@@ -3,17 +3,26 @@
 Retries are explicit (``self.retry``) rather than ``autoretry_for`` so the limits come from
 settings at run time, and so the service can record every attempt and mark the final failure.
 Backoff: exponential, full jitter, capped by ``NOTIFICATION_RETRY_BACKOFF_MAX_SECONDS``.
+
+Time limits: every task has Celery's soft and hard limits (``CELERY_TASK_SOFT_TIME_LIMIT`` /
+``CELERY_TASK_TIME_LIMIT``, the batch task its own in ``CELERY_TASK_ANNOTATIONS``). Each send is
+bounded by the backend's timeout first; the soft limit is the backstop: the notification being
+sent goes back to ``pending`` and is retried, and a batch hands the rest to single-send tasks.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from datetime import timedelta
 
 from celery import Task, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from notifications.services import notification_send, notifications_sweep
+
+logger = logging.getLogger(__name__)
 
 
 def retry_countdown(retries: int) -> float:
@@ -24,7 +33,10 @@ def retry_countdown(retries: int) -> float:
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def notification_send_task(self: Task, notification_id: int) -> str:
     max_retries = settings.NOTIFICATION_MAX_RETRIES
-    outcome = notification_send(notification_id=notification_id, final_attempt=self.request.retries >= max_retries)
+    try:
+        outcome = notification_send(notification_id=notification_id, final_attempt=self.request.retries >= max_retries)
+    except SoftTimeLimitExceeded:
+        outcome = "retry"  # the service gave the row back to pending
     if outcome == "retry":
         raise self.retry(countdown=retry_countdown(self.request.retries), max_retries=max_retries)
     return outcome
@@ -35,11 +47,20 @@ def notification_send_batch_task(notification_ids: list[int]) -> dict[str, int]:
     """Send several notifications (one event's, or a chunk of a Kafka batch); idempotent per row.
 
     A transient failure is handed to ``notification_send_task`` with a backoff, so one slow
-    recipient never holds back or repeats the others.
+    recipient never holds back or repeats the others; so is everything left when the soft time
+    limit strikes (a provider that times out on every message).
     """
     outcomes: dict[str, int] = {}
-    for notification_id in notification_ids:
-        outcome = notification_send(notification_id=notification_id, final_attempt=False)
+    for position, notification_id in enumerate(notification_ids):
+        try:
+            outcome = notification_send(notification_id=notification_id, final_attempt=False)
+        except SoftTimeLimitExceeded:
+            rest = notification_ids[position:]
+            logger.warning("notification batch out of time; %d notification(s) handed to single sends", len(rest))
+            for pending_id in rest:
+                notification_send_task.apply_async(args=(pending_id,), countdown=retry_countdown(0))
+            outcomes["retry"] = outcomes.get("retry", 0) + len(rest)
+            break
         if outcome == "retry":
             notification_send_task.apply_async(args=(notification_id,), countdown=retry_countdown(0))
         outcomes[outcome] = outcomes.get(outcome, 0) + 1

@@ -4,6 +4,12 @@ Guarantee: at-least-once into the inbox (which makes it effectively once). Auto-
 offsets are committed only after every record of a poll batch was applied, found duplicate, or
 dead-lettered (DLQ topic copy acknowledged by ``acks=all`` + ``DeadLetter`` row).
 
+* Dead-letter path: a DLQ produce that fails (broker down, topic missing, timeout) never kills the
+  consumer. It is retried with capped backoff, each attempt bounded by
+  ``KAFKA_DLQ_SEND_TIMEOUT_SECONDS`` and logged, on a fresh producer, until the broker acknowledges
+  it; the batch's offsets wait for that. Stopping meanwhile leaves the batch uncommitted: it is
+  redelivered (the inbox skips what was applied; the DLQ topic may get a record twice).
+
 * Batches: each poll batch is parsed, then applied per handler in ONE inbox transaction
   (dedup + side-effect records + on-commit task dispatch). If that fails the batch is split and
   each record retried ``KAFKA_HANDLER_MAX_ATTEMPTS`` times; a record that still fails is poison
@@ -24,17 +30,18 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError, NoBrokersAvailable
+from kafka.errors import KafkaConfigurationError, KafkaError, NoBrokersAvailable
 from kafka.structs import OffsetAndMetadata
 
 from messaging.dead_letters import dead_letter_record
 from messaging.envelope import Event, InvalidMessage, event_parse
 from messaging.inbox import InboxResult, inbox_process
+from messaging.publishers import is_producer_closed, kafka_producer_config
 from messaging.registry import TRANSPORT_KAFKA, Handler, handler_get, handlers_for_transport
 from tourapp.correlation import correlation_scope
 from tourapp.metrics import KAFKA_CONSUMER_LAG
@@ -68,8 +75,22 @@ def _headers(record: Any) -> dict[str, str]:
     return {key: (value or b"").decode("utf-8", "replace") for key, value in (record.headers or [])}
 
 
-def kafka_producer() -> KafkaProducer:
-    return KafkaProducer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, acks="all", linger_ms=5)
+def kafka_producer(*, timeout_seconds: float = 30.0) -> KafkaProducer:
+    """The relay's producer settings (``acks=all``, idempotent), every wait bounded by ``timeout_seconds``."""
+    timeout_ms = max(int(timeout_seconds * 1000), 1)
+    config = kafka_producer_config()
+    request_timeout_ms = min(cast(int, config["request_timeout_ms"]), timeout_ms)
+    config.update(
+        max_block_ms=timeout_ms,
+        request_timeout_ms=request_timeout_ms,
+        # kafka-python refuses a delivery timeout that does not cover one request after the linger
+        delivery_timeout_ms=max(timeout_ms, request_timeout_ms + cast(int, config["linger_ms"]) + 1),
+    )
+    return KafkaProducer(**config)
+
+
+class _StopRequested(Exception):
+    """The consumer was stopped while a batch could not be finished; its offsets stay uncommitted."""
 
 
 def republish_to_topic(*, topic: str, key: str, body: bytes, headers: Mapping[str, Any]) -> None:
@@ -136,6 +157,7 @@ class KafkaEventConsumer:
         self._done: dict[TopicPartition, int] = {}  # next offset to commit, per partition
         self._stopping = False
         self._producer: KafkaProducer | None = None
+        self._progress_logged: tuple[object, ...] | None = None  # what the last INFO progress line said
         self.consumer = self._connect()
 
     def _connect(self) -> KafkaConsumer:
@@ -274,7 +296,12 @@ class KafkaEventConsumer:
                 continue
             self.stats.lag[f"{tp.topic}[{tp.partition}]"] = lag
             KAFKA_CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
-        logger.info(
+        # An idle consumer refreshes its lag gauges but says nothing new: the line goes to DEBUG.
+        seen = (self.stats.records, self.stats.dead_lettered, tuple(sorted(self.stats.lag.items())))
+        level = logging.INFO if seen != self._progress_logged else logging.DEBUG
+        self._progress_logged = seen
+        logger.log(
+            level,
             "kafka consumer progress: records=%d applied=%d duplicates=%d dead_lettered=%d lag=%s",
             self.stats.records,
             self.stats.applied,
@@ -291,6 +318,9 @@ class KafkaEventConsumer:
             try:
                 self._handle_batch(batch)
                 break
+            except _StopRequested:
+                logger.warning("stopped before the batch was dead-lettered; its offsets stay uncommitted")
+                return
             except TRANSIENT_ERRORS:
                 logger.warning("database unavailable; retrying the batch in %.1fs", backoff, exc_info=True)
                 connection.close()
@@ -371,24 +401,7 @@ class KafkaEventConsumer:
 
     def _dead_letter(self, poison: list[_Poison]) -> None:
         """DLQ topic copy (acks=all, waited for) first, then the ``DeadLetter`` rows."""
-        if self._producer is None:
-            self._producer = kafka_producer()
-        futures = []
-        for item in poison:
-            record = item.record
-            headers = [(k, v) for k, v in (record.headers or []) if k not in {"error", "handler"}]
-            headers += [
-                ("error", item.reason.encode()[:1000]),
-                ("handler", item.handler.encode()),
-                ("source-topic", record.topic.encode()),
-                ("source-partition", str(record.partition).encode()),
-                ("source-offset", str(record.offset).encode()),
-            ]
-            futures.append(
-                self._producer.send(settings.KAFKA_DLQ_TOPIC, key=record.key, value=record.value, headers=headers)
-            )
-        for future in futures:
-            future.get(timeout=30)
+        self._produce_to_dlq_until_acknowledged(poison)
         for item in poison:
             record = item.record
             with correlation_scope(item.correlation_id or None):
@@ -407,6 +420,84 @@ class KafkaEventConsumer:
                     correlation_id=item.correlation_id,
                 )
         self.stats.dead_lettered += len(poison)
+
+    def _produce_to_dlq_until_acknowledged(self, poison: list[_Poison]) -> None:
+        """Retry the DLQ copies with capped backoff until acknowledged; ``_StopRequested`` if stopped first."""
+        backoff, attempt = 0.5, 0
+        while True:
+            attempt += 1
+            try:
+                self._produce_to_dlq(poison)
+                return
+            except Exception as exc:
+                if not _is_dlq_produce_failure(exc):
+                    raise
+                self._drop_producer()
+                log = logger.warning if attempt < 5 else logger.error
+                log(
+                    "dead-letter produce of %d record(s) to %s failed (attempt %d): %s: %s; retrying in %.1fs",
+                    len(poison),
+                    settings.KAFKA_DLQ_TOPIC,
+                    attempt,
+                    type(exc).__name__,
+                    exc,
+                    backoff,
+                )
+            if not self._sleep_unless_stopping(backoff):
+                raise _StopRequested()
+            backoff = min(backoff * 2, 10.0)
+
+    def _produce_to_dlq(self, poison: list[_Poison]) -> None:
+        timeout = settings.KAFKA_DLQ_SEND_TIMEOUT_SECONDS
+        if self._producer is None:
+            self._producer = kafka_producer(timeout_seconds=timeout)
+        futures = []
+        for item in poison:
+            record = item.record
+            headers = [(k, v) for k, v in (record.headers or []) if k not in {"error", "handler"}]
+            headers += [
+                ("error", item.reason.encode()[:1000]),
+                ("handler", item.handler.encode()),
+                ("source-topic", record.topic.encode()),
+                ("source-partition", str(record.partition).encode()),
+                ("source-offset", str(record.offset).encode()),
+            ]
+            futures.append(
+                self._producer.send(settings.KAFKA_DLQ_TOPIC, key=record.key, value=record.value, headers=headers)
+            )
+        deadline = time.monotonic() + timeout
+        for future in futures:
+            future.get(timeout=max(deadline - time.monotonic(), 0.001))
+
+    def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=0)  # drops what it still buffers: all of it is re-sent
+            except Exception:  # a broken producer fails to close in many ways; it is gone anyway
+                logger.debug("error while closing the DLQ producer", exc_info=True)
+
+    def _sleep_unless_stopping(self, seconds: float) -> bool:
+        """Sleep in short steps so a stop request is honoured quickly; False if stopped."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return True
+            time.sleep(min(remaining, 0.1))
+        return False
+
+
+def _is_dlq_produce_failure(exc: BaseException) -> bool:
+    """What producing to the DLQ raises when the broker, the topic or the network is not there.
+
+    kafka-python reports a closed producer with an ``AssertionError`` of its own; any other
+    ``AssertionError``, like a producer configuration it refuses, is a programming error that no
+    retry can fix, and propagates.
+    """
+    if isinstance(exc, KafkaConfigurationError):
+        return False
+    return is_producer_closed(exc) or isinstance(exc, KafkaError | OSError)
 
 
 def _log_outcomes(handler: Handler, result: InboxResult) -> None:

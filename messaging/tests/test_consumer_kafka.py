@@ -1,12 +1,15 @@
-"""Kafka consumer against the real broker: batches, offsets, DLQ topic, both transports, SIGTERM."""
+"""Kafka consumer against the real broker: batches, offsets, DLQ topic (and its failures), both
+transports, SIGTERM."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -195,3 +198,94 @@ def test_consumer_recreates_its_kafka_client_when_idle_polls_busy_wait(fresh_top
         assert consumer.consumer.subscription() == {fresh_topic}
     finally:
         consumer.consumer.close(autocommit=False)
+
+
+def _dlq_failures(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage().startswith("dead-letter produce")]
+
+
+def _in_background(work) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, errors
+
+
+def test_a_dlq_topic_that_cannot_take_records_is_retried_with_backoff_and_the_consumer_survives(
+    fresh_topic, settings, caplog
+) -> None:
+    # given: a poison record and a valid one; the DLQ topic does not exist yet (the broker does
+    # not auto-create topics), so every produce to it fails until it is created
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    settings.EVENT_HANDLER_ROUTES = {"notifications": "rabbitmq", "availability": "kafka"}
+    settings.KAFKA_DLQ_TOPIC = f"{fresh_topic}.late-dlq"
+    settings.KAFKA_DLQ_SEND_TIMEOUT_SECONDS = 1.0
+    caplog.set_level(logging.WARNING, logger="messaging.consumers.kafka")
+    departure = DepartureFactory(capacity=10)
+    valid = booking_payload(departureId=departure.pk, seats=1)
+    kafka_produce(fresh_topic, [(b"{oops", {}), (valid, wire_headers(valid))])
+
+    def create_the_dlq_topic_after_two_failed_attempts() -> None:
+        try:
+            wait_until(lambda: len(_dlq_failures(caplog)) >= 2, timeout=60, what="two failed DLQ attempts")
+        finally:
+            admin = KafkaAdminClient(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS)
+            try:
+                admin.create_topics([NewTopic(settings.KAFKA_DLQ_TOPIC, 1, 1)])
+            finally:
+                admin.close()
+
+    helper, errors = _in_background(create_the_dlq_topic_after_two_failed_attempts)
+    try:
+        # when
+        stats = kafka_consume(until_caught_up=True, idle_timeout=30)
+    finally:
+        helper.join(timeout=70)
+    # then: the consumer kept retrying (logged, not dead), dead-lettered the record once the
+    # topic existed, applied the valid record and committed both offsets
+    assert errors == []
+    assert len(_dlq_failures(caplog)) >= 2
+    assert (stats.records, stats.applied, stats.dead_lettered) == (2, 1, 1)
+    dlq = kafka_read_all(settings.KAFKA_DLQ_TOPIC, expected=1)
+    assert [record.value for record in dlq] == [b"{oops"]
+    assert DeadLetter.objects.filter(transport="kafka").count() == 1
+    assert DepartureAvailability.objects.get(pk=departure.pk).seats_booked == 1
+    assert sum(_committed(settings.KAFKA_CONSUMER_GROUP, fresh_topic).values()) == 2
+
+
+def test_stopping_while_the_dlq_cannot_be_reached_leaves_the_poison_record_uncommitted(
+    fresh_topic, settings, caplog
+) -> None:
+    # given: a poison record and a DLQ topic that does not exist
+    settings.KAFKA_DLQ_TOPIC = f"{fresh_topic}.missing-dlq"
+    settings.KAFKA_DLQ_SEND_TIMEOUT_SECONDS = 1.0
+    caplog.set_level(logging.WARNING, logger="messaging.consumers.kafka")
+    kafka_produce(fresh_topic, [(b"{oops", {})])
+    consumer = KafkaEventConsumer(idle_timeout=30)
+
+    def stop_after_a_failed_attempt() -> None:
+        try:
+            wait_until(lambda: _dlq_failures(caplog), timeout=60, what="a failed DLQ attempt")
+        finally:
+            consumer.stop()
+
+    helper, errors = _in_background(stop_after_a_failed_attempt)
+    # when
+    try:
+        stats = consumer.run()
+    finally:
+        helper.join(timeout=70)
+    # then: a clean stop, nothing dead-lettered, and the record's offset not committed (it comes back)
+    assert errors == []
+    assert (stats.records, stats.dead_lettered) == (0, 0)
+    assert not DeadLetter.objects.filter(transport="kafka").exists()
+    assert sum(_committed(settings.KAFKA_CONSUMER_GROUP, fresh_topic).values()) == 0

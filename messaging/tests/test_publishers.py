@@ -28,6 +28,16 @@ def _message(n: int) -> OutboundMessage:
     )
 
 
+def _readable(message: OutboundMessage) -> OutboundMessage:
+    """The message with the body and headers the Kafka reader identifies records by."""
+    return message._replace(
+        body=json.dumps(
+            {"eventId": message.event_id, "bookingId": message.message_key, "eventType": TOUR_BOOKED}
+        ).encode(),
+        headers={"eventType": TOUR_BOOKED, "eventId": message.event_id, "correlationId": f"c-{message.message_key}"},
+    )
+
+
 def test_amqp_publisher_confirms_a_batch_and_reuses_its_connection(amqp_reader):
     # given a queue bound to the exchange and a publisher
     reader = amqp_reader()
@@ -103,13 +113,7 @@ def test_kafka_publisher_puts_each_record_on_its_key_partition_with_body_and_hea
         monkeypatch.setattr(publishers, "_BATCH_SENDER_VERSIONS", ())
     reader = kafka_reader()
     publisher = publishers.KafkaPublisher(topic=kafka_topic)
-    messages = [
-        m._replace(
-            body=json.dumps({"eventId": m.event_id, "bookingId": m.message_key, "eventType": TOUR_BOOKED}).encode(),
-            headers={"eventType": TOUR_BOOKED, "eventId": m.event_id, "correlationId": f"c-{m.message_key}"},
-        )
-        for m in map(_message, range(1, 41))
-    ]
+    messages = [_readable(m) for m in map(_message, range(1, 41))]
     try:
         # when one batch of 40 keys is published
         outcome = publisher.publish(messages)
@@ -132,3 +136,89 @@ def test_kafka_publisher_puts_each_record_on_its_key_partition_with_body_and_hea
             "correlationId": f"c-{record.aggregate_id}",
         }
     assert len({r.properties["partition"] for r in received}) == partitions
+
+
+@pytest.mark.parametrize("batch_sender", [True, False], ids=["batch-sender", "plain-send"])
+def test_a_programming_error_on_one_kafka_record_fails_that_record_instead_of_faking_an_outage(
+    kafka_topic, kafka_reader, monkeypatch, batch_sender
+):
+    # given: a publisher whose send raises an AssertionError (a bug, not the broker) for record 2 only
+    from messaging import publishers
+
+    if not batch_sender:
+        monkeypatch.setattr(publishers, "_BATCH_SENDER_VERSIONS", ())
+    real_batch_sender = publishers._batch_sender
+
+    def buggy_batch_sender(producer, topic):
+        send, batch_end = real_batch_sender(producer, topic)
+
+        def send_or_assert(key, value, headers):
+            if key == b"2":
+                raise AssertionError("value must be bytes")
+            return send(key, value, headers)
+
+        return send_or_assert, batch_end
+
+    monkeypatch.setattr(publishers, "_batch_sender", buggy_batch_sender)
+    reader = kafka_reader()
+    publisher = publishers.KafkaPublisher(topic=kafka_topic)
+    messages = [_readable(m) for m in map(_message, (1, 2, 3))]
+    try:
+        # when
+        outcome = publisher.publish(messages)
+    finally:
+        publisher.close()
+
+    # then: the broker is not reported unavailable; record 2 failed (an attempt counted), 1 and 3 went out
+    assert outcome.unavailable is None
+    assert sorted(outcome.delivered) == [1, 3]
+    assert outcome.failed == {2: "kafka: AssertionError: value must be bytes"}
+    assert len(reader.read(event_ids={messages[0].event_id, messages[2].event_id})) == 2
+
+
+@pytest.mark.parametrize("batch_sender", [True, False], ids=["batch-sender", "plain-send"])
+def test_a_closed_kafka_producer_is_unavailable_not_a_failure_and_the_next_batch_reconnects(
+    kafka_topic, monkeypatch, batch_sender
+):
+    # given: a publisher whose producer was closed under it (kafka-python then asserts in send())
+    from messaging import publishers
+
+    if not batch_sender:
+        monkeypatch.setattr(publishers, "_BATCH_SENDER_VERSIONS", ())
+    publisher = publishers.KafkaPublisher(topic=kafka_topic)
+    try:
+        assert publisher.publish([_message(1)]).delivered == [1]
+        publisher._producer.close(timeout=5)
+
+        # when
+        closed = publisher.publish([_message(2)])
+        again = publisher.publish([_message(3)])
+    finally:
+        publisher.close()
+
+    # then: no attempt counted for the closed producer's batch, and a fresh producer sends the next
+    assert (closed.delivered, closed.failed) == ([], {})
+    assert closed.unavailable is not None and "already closed" in closed.unavailable
+    assert (again.delivered, again.failed, again.unavailable) == ([3], {}, None)
+
+
+@pytest.mark.django_db
+def test_a_kafka_publisher_bug_before_any_send_counts_an_attempt_for_the_batch(kafka_topic, monkeypatch):
+    # given: pending Kafka deliveries, and a publisher that trips an assertion while connecting
+    from messaging import publishers
+
+    events = record_booking_events(fake_booking_ids(2))
+
+    def broken_connect(self):
+        raise AssertionError("Unrecognized configs: {'acks_all': True}")
+
+    monkeypatch.setattr(publishers.KafkaPublisher, "_connect", broken_connect)
+
+    # when
+    result = outbox_relay_batch(destination=KAFKA)
+
+    # then: a failed attempt per delivery with the reason, not a paused destination with none counted
+    assert (result.failed, result.unavailable) == (2, False)
+    for delivery in OutboxDelivery.objects.filter(event__in=events, destination=KAFKA):
+        assert (delivery.state, delivery.attempts) == ("pending", 1)
+        assert "AssertionError" in delivery.last_error

@@ -1,20 +1,30 @@
-"""Notification services: records per event, texts in the user's language, idempotent send, failures."""
+"""Notification services: records per event, texts in the user's language, idempotent send, failures,
+and the send discipline: claim, send with a timeout and no transaction open, record."""
 
 from __future__ import annotations
 
 import json
 import logging
 import smtplib
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.db import connection, connections
+from django.utils import timezone
 
 from bookings.tests.factories import UserFactory
 from messaging.envelope import event_parse
 from messaging.tests.consumer_support import booking_payload, foreign_payload
+from notifications import services
 from notifications.models import Notification, NotificationPreference
 from notifications.services import notification_send, notifications_create_for_events, notifications_resend
-from notifications.sms import LocmemSmsBackend, TransientSmsError
+from notifications.sms import LocmemSmsBackend, TransientSmsError, sms_backend
 
 pytestmark = pytest.mark.django_db
 
@@ -146,3 +156,176 @@ def test_resend_puts_failed_notifications_back_and_dispatches_them(
     assert len(callbacks) == 1
     sms.refresh_from_db()
     assert sms.status == "pending"
+
+
+def _notification(**overrides) -> Notification:
+    """A pending email record written directly (no dispatch: nothing reaches a real worker)."""
+    fields = {
+        "dedup_key": str(uuid.uuid4()),
+        "event_type": "tour.booked",
+        "booking_id": "42",
+        "channel": Notification.Channel.EMAIL,
+        "recipient": "user@example.com",
+        "recipient_masked": "u***@example.com",
+        "language": "en",
+        "context": {"tour_name": "Paris City Tour", "total_price": "199.99", "currency": "USD"},
+    }
+    return Notification.objects.create(**{**fields, **overrides})
+
+
+class HungSmtpServer:
+    """A real socket that accepts SMTP connections and never says a word (no 220 greeting).
+
+    On each connection it runs ``on_connect`` in its own thread, while the client waits."""
+
+    def __init__(self, on_connect: Callable[[], None]) -> None:
+        self.on_connect = on_connect
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.sock.accept()
+            self.connections.append(conn)
+            self.on_connect()
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            self.errors.append(exc)
+
+    def close(self) -> None:
+        for conn in self.connections:
+            conn.close()
+        self.sock.close()
+        self.thread.join(timeout=10)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hung_smtp_server_times_out_holds_no_transaction_and_the_send_is_retried_later(settings) -> None:
+    # given: a notification, and a mail server that accepts and then hangs
+    notification = _notification()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (sender_pid,) = cursor.fetchone()
+    seen: dict[str, str] = {}
+
+    def look_from_another_connection() -> None:
+        # runs while the sender waits for the greeting; a thread has its own database connection
+        try:
+            with connections["default"].cursor() as cursor:
+                cursor.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", [sender_pid])
+                seen["sender_state"] = cursor.fetchone()[0]
+                cursor.execute("SELECT status FROM notifications_notification WHERE id = %s", [notification.pk])
+                seen["row_status"] = cursor.fetchone()[0]
+        finally:
+            connections["default"].close()
+
+    server = HungSmtpServer(look_from_another_connection)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", server.port, 1.0
+    try:
+        # when
+        started = time.monotonic()
+        outcome = notification_send(notification_id=notification.pk, final_attempt=False)
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+
+    # then: the send gave up after EMAIL_TIMEOUT, with the claim committed and no transaction open
+    assert server.errors == []
+    assert outcome == "retry"
+    assert elapsed < 10
+    assert seen == {"sender_state": "idle", "row_status": "sending"}
+    notification.refresh_from_db()
+    assert (notification.status, notification.attempts, notification.claimed_at) == ("pending", 1, None)
+    assert "Connection unexpectedly closed" in notification.last_error or "timed out" in notification.last_error
+    # and when the mail server answers again, the retry sends it once
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert notification_send(notification_id=notification.pk, final_attempt=False) == "sent"
+    assert notification_send(notification_id=notification.pk, final_attempt=False) == "skipped"
+    assert len(mail.outbox) == 1
+    notification.refresh_from_db()
+    assert (notification.status, notification.attempts) == ("sent", 2)
+
+
+class AtomicRecordingSms:
+    """Records whether a database transaction was open while the provider was being called."""
+
+    calls: list[tuple[bool, str]] = []
+
+    def __init__(self) -> None:
+        self.timeout = 0.5
+
+    def send(self, *, to: str, text: str) -> None:
+        AtomicRecordingSms.calls.append((connection.in_atomic_block, connection.get_autocommit() and "autocommit"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sms_provider_is_called_outside_any_transaction(settings) -> None:
+    # given
+    settings.SMS_BACKEND = f"{__name__}.AtomicRecordingSms"
+    AtomicRecordingSms.calls = []
+    sms = _notification(channel=Notification.Channel.SMS, recipient="+33612345678", recipient_masked="+33*******78")
+    # when
+    outcome = notification_send(notification_id=sms.pk, final_attempt=False)
+    # then
+    assert outcome == "sent"
+    assert AtomicRecordingSms.calls == [(False, "autocommit")]
+
+
+def test_sms_backends_carry_the_configured_timeout(settings) -> None:
+    settings.SMS_BACKEND = "notifications.sms.LoggingSmsBackend"
+    settings.SMS_TIMEOUT_SECONDS = 3.5
+    assert sms_backend().timeout == 3.5
+
+
+def test_a_notification_another_task_is_sending_is_skipped_until_its_lease_expires(settings) -> None:
+    # given: a notification claimed by a task that is still within its lease
+    settings.NOTIFICATION_CLAIM_LEASE_SECONDS = 60
+    notification = _notification(status=Notification.Status.SENDING, claimed_at=timezone.now(), attempts=1)
+    # when / then: a second copy of the task does not send it
+    assert notification_send(notification_id=notification.pk, final_attempt=False) == "skipped"
+    assert mail.outbox == []
+    # when the claiming worker died and the lease ran out, then it is sent (at-least-once)
+    Notification.objects.filter(pk=notification.pk).update(claimed_at=timezone.now() - timedelta(seconds=61))
+    assert notification_send(notification_id=notification.pk, final_attempt=False) == "sent"
+    assert len(mail.outbox) == 1
+    notification.refresh_from_db()
+    assert (notification.status, notification.attempts, notification.claimed_at) == ("sent", 2, None)
+
+
+def test_a_failure_reported_after_the_claim_was_taken_over_leaves_the_row_to_the_new_claim(
+    settings, monkeypatch
+) -> None:
+    # given: a send that fails only after its lease expired and another task claimed the row
+    settings.NOTIFICATION_CLAIM_LEASE_SECONDS = 60
+    notification = _notification()
+    newer_claim = timezone.now() + timedelta(seconds=1)
+
+    def fail_after_takeover(claimed: Notification) -> None:
+        Notification.objects.filter(pk=claimed.pk).update(claimed_at=newer_claim)
+        raise smtplib.SMTPServerDisconnected("gone")
+
+    monkeypatch.setattr(services, "_deliver", fail_after_takeover)
+    # when
+    outcome = notification_send(notification_id=notification.pk, final_attempt=False)
+    # then: the newer claim's row is untouched (no retry scheduled from the stale one)
+    assert outcome == "skipped"
+    notification.refresh_from_db()
+    assert (notification.status, notification.claimed_at, notification.last_error) == ("sending", newer_claim, "")
+
+
+def test_the_sweep_redispatches_sends_whose_lease_expired(settings, monkeypatch) -> None:
+    # given: one notification whose sender died mid-send long ago, one being sent now
+    settings.NOTIFICATION_CLAIM_LEASE_SECONDS = 60
+    expired = _notification(status=Notification.Status.SENDING, claimed_at=timezone.now() - timedelta(minutes=5))
+    _notification(status=Notification.Status.SENDING, claimed_at=timezone.now())
+    dispatched: list = []
+    monkeypatch.setattr(services, "notifications_dispatch", lambda *, pending: dispatched.extend(pending))
+    # when
+    count = services.notifications_sweep(older_than=timedelta(minutes=10))
+    # then
+    assert count == 1
+    assert [row[0] for row in dispatched] == [expired.pk]

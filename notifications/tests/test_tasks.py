@@ -1,11 +1,12 @@
-"""notification_send_task: thin, retries transient failures with capped, jittered backoff."""
+"""Notification tasks: thin, retry transient failures with capped, jittered backoff, bounded in time."""
 
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
-from celery.exceptions import Retry
+from celery.exceptions import Retry, SoftTimeLimitExceeded
 
 from messaging.envelope import event_parse
 from messaging.tests.consumer_support import booking_payload
@@ -67,3 +68,80 @@ def test_the_sweep_redispatches_only_stale_pending_notifications(settings, monke
     assert count == 1
     assert [row[0] for row in dispatched] == with_ids
     assert fresh_ids[0] not in [row[0] for row in dispatched]
+
+
+def _pending_email() -> Notification:
+    return Notification.objects.create(
+        dedup_key=str(uuid.uuid4()),
+        event_type="tour.booked",
+        booking_id="7",
+        channel=Notification.Channel.EMAIL,
+        recipient="user@example.com",
+        recipient_masked="u***@example.com",
+        language="en",
+        context={"tour_name": "Paris City Tour", "total_price": "199.99", "currency": "USD"},
+    )
+
+
+def test_every_task_has_a_soft_and_a_hard_time_limit_and_the_sweep_outlasts_its_budget(settings) -> None:
+    # given: every task of the project, as the worker loads them
+    from tourapp.celery import app
+
+    app.loader.import_default_modules()
+    ours = {name: task for name, task in app.tasks.items() if not name.startswith("celery.")}
+    assert {"messaging.tasks.outbox_sweep_task", "notifications.tasks.notification_send_task"} <= set(ours)
+
+    def limits(task) -> tuple[float, float]:
+        return (
+            task.soft_time_limit or app.conf.task_soft_time_limit,
+            task.time_limit or app.conf.task_time_limit,
+        )
+
+    # then: each has both limits, the soft one first (the task gets to clean up before the kill)
+    for name, task in ours.items():
+        soft, hard = limits(task)
+        assert soft and hard and soft < hard, name
+    sweep_soft, _ = limits(ours["messaging.tasks.outbox_sweep_task"])
+    assert sweep_soft > settings.OUTBOX_SWEEP_BUDGET_SECONDS
+    # and a send lease outlives the longest-running send task, so a live send is never taken over
+    longest_send = max(limits(task)[1] for name, task in ours.items() if name.startswith("notifications."))
+    assert longest_send < settings.NOTIFICATION_CLAIM_LEASE_SECONDS
+
+
+def test_a_batch_cut_short_by_its_soft_time_limit_hands_the_rest_to_single_sends(monkeypatch) -> None:
+    # given: three notifications; the soft time limit strikes while the second is being sent
+    from notifications import services, tasks
+
+    first, second, third = (_pending_email() for _ in range(3))
+    sent: list[int] = []
+
+    def deliver(notification: Notification) -> None:
+        if notification.pk == second.pk:
+            raise SoftTimeLimitExceeded()
+        sent.append(notification.pk)
+
+    handed: list[int] = []
+    monkeypatch.setattr(services, "_deliver", deliver)
+    monkeypatch.setattr(tasks.notification_send_task, "apply_async", lambda args, countdown: handed.extend(args))
+    # when
+    outcomes = tasks.notification_send_batch_task.apply(args=[[first.pk, second.pk, third.pk]]).get()
+    # then: the first was sent; the interrupted one went back to pending and, with the third, to single sends
+    assert outcomes == {"sent": 1, "retry": 2}
+    assert sent == [first.pk]
+    assert handed == [second.pk, third.pk]
+    second.refresh_from_db()
+    assert (second.status, second.attempts, second.claimed_at) == ("pending", 1, None)
+    assert "SoftTimeLimitExceeded" in second.last_error
+
+
+def test_a_single_send_cut_short_by_its_soft_time_limit_is_retried(monkeypatch) -> None:
+    # given
+    from notifications import services
+
+    notification = _pending_email()
+    monkeypatch.setattr(services, "_deliver", lambda notification: (_ for _ in ()).throw(SoftTimeLimitExceeded()))
+    # when / then
+    with pytest.raises(Retry):
+        notification_send_task.apply(args=[notification.pk], throw=True)
+    notification.refresh_from_db()
+    assert notification.status == "pending"

@@ -7,7 +7,8 @@
    every partition is caught up (or ``--idle-timeout`` passes without records).
 
 Events applied by the live consumer while this runs are deduplicated against the replay by the
-inbox, so running it on a live system is safe.
+inbox, and a live batch caught by the reset rolls back and is retried (see
+``availability.read_model``), so running it on a live system is safe.
 """
 
 from __future__ import annotations
