@@ -18,6 +18,18 @@ class Booking(models.Model):
         CONFIRMED = "confirmed", "Confirmed"
         CANCELLED = "cancelled", "Cancelled"
 
+    class CancellationReason(models.TextChoices):
+        CUSTOMER = "customer", "Cancelled by the customer"
+        STAFF = "staff", "Cancelled by staff"
+        PAYMENT_DECLINED = "payment_declined", "Payment declined"
+
+    class PaymentStatus(models.TextChoices):
+        # Set by payments (through bookings.services); a booking holds its seats while "pending".
+        PENDING = "pending", "Pending"
+        PAID = "paid", "Paid"
+        FAILED = "failed", "Failed"
+        REFUNDED = "refunded", "Refunded"
+
     # No index of its own: booking_user_recent_idx (user, -created_at) serves every lookup by user.
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings", db_index=False
@@ -37,6 +49,16 @@ class Booking(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # Database defaults too: rows written by hand-made SQL (benchmarks' history, bulk loads) stay valid.
+    cancellation_reason = models.CharField(
+        max_length=32, choices=CancellationReason.choices, blank=True, default="", db_default=""
+    )
+    payment_status = models.CharField(
+        max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING, db_default=PaymentStatus.PENDING
+    )
+    # The payment method the gateway charges (the dummy gateway reads its outcome from it); "" means
+    # PAYMENTS_DEFAULT_TOKEN. An opaque provider token, never card data.
+    payment_token = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]

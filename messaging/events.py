@@ -10,7 +10,13 @@ from typing import Final
 
 TOUR_BOOKED: Final = "tour.booked"
 TOUR_CANCELLED: Final = "tour.cancelled"
-EVENT_TYPES: Final = (TOUR_BOOKED, TOUR_CANCELLED)
+# Payment outcomes (payments app), routed as ``payment.<outcome>.<tier>`` on the same exchange and
+# topic, so consumers bound to ``tour.booked.*`` never see them.
+PAYMENT_CAPTURED: Final = "payment.captured"
+PAYMENT_FAILED: Final = "payment.failed"
+PAYMENT_REFUNDED: Final = "payment.refunded"
+PAYMENT_EVENT_TYPES: Final = (PAYMENT_CAPTURED, PAYMENT_FAILED, PAYMENT_REFUNDED)
+EVENT_TYPES: Final = (TOUR_BOOKED, TOUR_CANCELLED, *PAYMENT_EVENT_TYPES)
 
 TIER_PREMIUM: Final = "premium"
 TIER_STANDARD: Final = "standard"

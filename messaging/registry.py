@@ -21,6 +21,9 @@ from messaging.envelope import Event
 TRANSPORT_RABBITMQ = "rabbitmq"
 TRANSPORT_KAFKA = "kafka"
 ROUTE_BOTH = "both"
+# Fed by no transport: the default of a handler registered with ``default_route=ROUTE_OFF`` when
+# ``EVENT_HANDLER_ROUTES`` does not name it (one that moves money runs only where routed explicitly).
+ROUTE_OFF = "off"
 
 BatchHandler = Callable[[Sequence[Event]], None]
 
@@ -32,13 +35,15 @@ class Handler:
     handle_batch: BatchHandler
     # Event attributes this handler cannot work without; a message lacking one is dead-lettered.
     required_fields: tuple[str, ...] = ()
+    # The route when ``EVENT_HANDLER_ROUTES`` does not name this handler.
+    default_route: str = TRANSPORT_RABBITMQ
 
     def accepts(self, event_type: str) -> bool:
         return event_type in self.event_types
 
     @property
     def route(self) -> str:
-        return settings.EVENT_HANDLER_ROUTES.get(self.name, TRANSPORT_RABBITMQ)
+        return settings.EVENT_HANDLER_ROUTES.get(self.name, self.default_route)
 
     def fed_by(self, transport: str) -> bool:
         return self.route in (transport, ROUTE_BOTH)
@@ -54,6 +59,7 @@ def register(
     handle_batch: BatchHandler | None = None,
     handle: Callable[[Event], None] | None = None,
     required_fields: Iterable[str] = (),
+    default_route: str = TRANSPORT_RABBITMQ,
 ) -> Handler:
     """Register (or re-register, idempotently) a handler. Give ``handle_batch`` or ``handle``."""
     if (handle_batch is None) == (handle is None):
@@ -71,6 +77,7 @@ def register(
         event_types=frozenset(event_types),
         handle_batch=handle_batch,
         required_fields=tuple(required_fields),
+        default_route=default_route,
     )
     _handlers[name] = handler
     return handler

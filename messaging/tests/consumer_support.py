@@ -27,6 +27,7 @@ from messaging.events import (
     TOUR_BOOKED,
     routing_key_for,
 )
+from messaging.registry import handlers_all
 
 
 def booking_payload(**overrides: Any) -> dict[str, Any]:
@@ -138,7 +139,8 @@ def _amqp_env_fixture(settings: Any) -> Iterator[str]:
     yield settings.EVENTS_QUEUE_PREFIX
     with events_connection() as connection, contextlib.suppress(Exception):
         channel = connection.channel()
-        for handler in ("notifications", "availability", "flaky", "bench"):
+        # Every registered handler's queues, and those of the handlers tests register for a while.
+        for handler in sorted({h.name for h in handlers_all()} | {"flaky", "bench"}):
             base = f"{settings.EVENTS_QUEUE_PREFIX}{handler}.tour_events"
             for name in [base, f"{base}.dlq", *[f"{base}.retry.{round(d * 1000)}ms" for d in (0.05, 0.1)]]:
                 with contextlib.suppress(Exception):
