@@ -371,6 +371,11 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _say(message: str) -> None:
+    """A progress line on stderr (stdout carries only the JSON report)."""
+    print(f"[{Path(__file__).stem} {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def main() -> None:
     database = f"tourapp_bench_{os.getpid()}"
     env = _bench_env(database)
@@ -379,12 +384,14 @@ def main() -> None:
     log = tempfile.NamedTemporaryFile("w+", prefix="bench_bookings_gunicorn_", suffix=".log", delete=False)  # noqa: SIM115 - closed in finally
     load_before = os.getloadavg()
     try:
+        _say(f"seeding database {database}")
         tokens, departure_ids = _seed(env)
         apps = {
             "with_outbox": "tourapp.wsgi:application",
             "without_outbox": "bench_bookings_http:bench_app('without_outbox')",
         }
         ports = {variant: _free_port() for variant in apps}
+        _say(f"starting gunicorn for {', '.join(ports)}")
         for variant, port in ports.items():
             servers.append(_start_gunicorn(apps[variant], port, env, log))
             _wait_ready(port, servers[-1])
@@ -392,9 +399,11 @@ def main() -> None:
             _load(port, tokens, departure_ids, WARMUP_SECONDS)
         runs: dict[str, list[dict[str, Any]]] = {variant: [] for variant in ports}
         order = list(ports.items())
-        for _ in range(ROUNDS):
+        for round_number in range(ROUNDS):
             for variant, port in order:
+                _say(f"round {round_number + 1}/{ROUNDS}: {variant}, {ROUND_SECONDS:g} s of load")
                 runs[variant].append(_load(port, tokens, departure_ids, ROUND_SECONDS))
+                _say(f"  {variant}: {_rate(runs[variant][-1]):.0f} bookings/s")
             order.reverse()  # with, without, without, with, ...: neither variant always goes first
 
         from bookings.models import Booking

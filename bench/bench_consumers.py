@@ -232,6 +232,11 @@ def bench_rabbitmq(count: int, departure_id: int, tour_id: int) -> dict:
     }
 
 
+def _say(message: str) -> None:
+    """A progress line on stderr (stdout carries only the JSON report)."""
+    print(f"[{Path(__file__).stem} {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=20000)
@@ -256,8 +261,11 @@ def main() -> None:
     departure = Departure.objects.create(tour=tour, starts_at="2030-01-01T10:00:00Z", capacity=10**9)
     result: dict = {"run": RUN}
     try:
+        _say(f"Kafka: {args.events} events, raw consumer then the pipeline's paths")
         result["kafka"] = bench_kafka(args.events, departure.pk, tour.pk)
+        _say(f"RabbitMQ: {args.amqp_events} events")
         result["rabbitmq"] = bench_rabbitmq(args.amqp_events, departure.pk, tour.pk)
+        _say("done")
         with app.connection_for_write() as connection:
             queue = connection.SimpleQueue(settings.CELERY_TASK_DEFAULT_QUEUE)
             result["send_tasks_dispatched"] = queue.qsize()

@@ -339,6 +339,11 @@ class Topology:
             self.admin.close()
 
 
+def _say(message: str) -> None:
+    """A progress line on stderr (stdout carries only the JSON report)."""
+    print(f"[{Path(__file__).stem} {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=20_000)
@@ -378,6 +383,7 @@ def main() -> None:
     topology = Topology()
     try:
         reset_outbox()
+        _say(f"prefilling the outbox with {args.events} events")
         report["prefill_seconds"] = round(prefill(args.events), 2)
         vacuum()
         raws = {"rabbitmq": lambda m: raw_amqp(m, args.raw_window or len(m)), "kafka": raw_kafka}
@@ -390,10 +396,13 @@ def main() -> None:
             for round_number in range(args.rounds):
                 if round_number:
                     repend(destination)
+                _say(f"{destination} round {round_number + 1}/{args.rounds}: raw client")
                 raw_rates.append(args.events / raw(messages))
                 topology.purge_queue()
+                _say(f"{destination} round {round_number + 1}/{args.rounds}: relay ({raw_rates[-1]:.0f}/s raw)")
                 relay_runs.append(relay_drain(destination, batch))
                 topology.purge_queue()
+                _say(f"{destination} round {round_number + 1}/{args.rounds}: {relay_runs[-1]['rate_per_s']}/s relay")
             del messages
             raw_rate = statistics.median(raw_rates)
             relay = sorted(relay_runs, key=lambda r: r["rate_per_s"])[len(relay_runs) // 2]
@@ -416,6 +425,7 @@ def main() -> None:
             vacuum()
             backlog = {"events": args.backlog}
             for destination in settings.OUTBOX_DESTINATIONS:
+                _say(f"draining a backlog of {args.backlog} to {destination}")
                 drained = relay_drain(destination, batch)
                 topology.purge_queue()
                 backlog[destination] = {

@@ -89,14 +89,43 @@ def _create_and_migrate(database_url: str) -> None:
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, check=True)
 
 
-class Sampler(threading.Thread):
-    """Every second: pending outbox deliveries per destination and notifications not yet sent."""
+def say(message: str) -> None:
+    """A progress line on stderr (stdout carries only the JSON report)."""
+    print(f"soak: {message}", file=sys.stderr, flush=True)
 
-    def __init__(self, started: float) -> None:
+
+class Sampler(threading.Thread):
+    """Every second: pending outbox deliveries per destination and notifications not yet sent.
+
+    Every ``PROGRESS_SECONDS`` it also prints a progress line: bookings answered (``answered()``),
+    the backlog, and the last fault.
+    """
+
+    PROGRESS_SECONDS = 5.0
+
+    def __init__(self, started: float, *, answered: Any = None, faults: list[dict[str, Any]] | None = None) -> None:
         super().__init__(daemon=True)
         self.started = started
         self.samples: list[dict[str, float]] = []
         self.stopping = threading.Event()
+        self.answered = answered or (lambda: "")
+        self.faults = faults if faults is not None else []
+        self._last_line = 0.0
+
+    def _progress(self) -> None:
+        now = time.monotonic()
+        if not self.samples or now - self._last_line < self.PROGRESS_SECONDS:
+            return
+        self._last_line = now
+        last = self.samples[-1]
+        fault = self.faults[-1] if self.faults else None
+        fault_text = (
+            f", {fault['fault']} {'done' if 'recovered_at' in fault else 'in progress'}" if fault else ", no fault yet"
+        )
+        say(
+            f"{last['t']:.0f} s: {self.answered()}, pending rabbitmq {last['rabbitmq']} kafka {last['kafka']}"
+            f"{fault_text}"
+        )
 
     def run(self) -> None:
         from django.db import close_old_connections
@@ -120,6 +149,7 @@ class Sampler(threading.Thread):
                         "kafka": pending.get("kafka", 0),
                     }
                 )
+                self._progress()
             except Exception:  # a sample may fail while PostgreSQL connections drop; keep sampling
                 from django.db import connection
 
@@ -194,6 +224,7 @@ def main() -> int:
     from tests.e2e.harness import System, fire_bookings, seed_bookable, services
 
     capacity = math.ceil(args.bookings * 0.95 / args.departures)
+    say(f"seeding {args.clients} users and {args.departures} departures")
     tokens, departure_ids = seed_bookable(
         prefix=f"soak-{uuid.uuid4().hex[:8]}", users=args.clients, departures=args.departures, capacity=capacity
     )
@@ -203,11 +234,22 @@ def main() -> int:
     system = System(database_url=args.database_url, log_dir=log_dir, web_workers=3, worker_concurrency=2)
     faults: list[dict[str, Any]] = []
     amqp = kafka = None
+    progress = {"n": 0, "done": False}
+    say(f"starting web, worker, beat and kafka consumer (logs in {log_dir})")
     try:
         with system:
             amqp, kafka = AmqpTap(system.exchange), KafkaTap(system.topic)
             started, started_wall = time.monotonic(), time.time()
-            sampler = Sampler(started)
+            say(f"system up; {args.bookings} bookings from {args.clients} clients, four faults on the way")
+            sampler = Sampler(
+                started,
+                answered=lambda: (
+                    f"{progress['n']}/{args.bookings} bookings answered"
+                    if not progress["done"]
+                    else "all bookings answered, draining"
+                ),
+                faults=faults,
+            )
             sampler.start()
 
             def restart_service(name: str) -> None:
@@ -225,7 +267,6 @@ def main() -> int:
                 (0.55, "worker SIGKILL", lambda: kill_and_restart("worker")),
                 (0.75, "kafka consumer SIGKILL", lambda: kill_and_restart("kafka_consumer")),
             ]
-            progress = {"n": 0, "done": False}
 
             def run_faults() -> None:
                 """One fault at a time, each when its share of the bookings was answered (or all were)."""
@@ -233,6 +274,7 @@ def main() -> int:
                     while progress["n"] < share * args.bookings and not progress["done"]:
                         time.sleep(0.05)
                     faults.append({"fault": label, "at": round(time.monotonic() - started, 2)})
+                    say(f"fault: {label}")
                     action()
                     faults[-1]["recovered_at"] = round(time.monotonic() - started, 2)
 
@@ -255,6 +297,7 @@ def main() -> int:
             fault_thread.join()
             recovered = time.monotonic()  # last booking answered and every fault recovered
             close_old_connections()
+            say("bookings and faults done; waiting for every event to drain")
             figures = wait_for_drain(
                 "soak", departure_ids=departure_ids, since=recovered, timeout=args.drain_timeout, amqp=amqp, kafka=kafka
             )

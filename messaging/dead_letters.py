@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.db import transaction
@@ -110,3 +110,10 @@ def dead_letter_redrive_to_broker(*, dead_letter_id: int) -> bool:
         raise
     logger.info("re-drove dead letter %s to %s", dead.pk, dead.source)
     return True
+
+
+def dead_letters_discard(*, dead_letter_ids: Iterable[int]) -> int:
+    """Mark dead letters ``discarded`` (the row stays, for the record); returns how many were still dead."""
+    return DeadLetter.objects.filter(pk__in=list(dead_letter_ids), state=DeadLetter.State.DEAD).update(
+        state=DeadLetter.State.DISCARDED
+    )

@@ -74,6 +74,7 @@ class OutboxDelivery(models.Model):
 
     class Meta:
         ordering = ["id"]
+        verbose_name_plural = "outbox deliveries"
         constraints = [
             models.UniqueConstraint(fields=["event", "destination"], name="outbox_delivery_unique_destination"),
         ]

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from messaging.events import HEADER_CORRELATION_ID, HEADER_EVENT_ID, HEADER_EVENT_TYPE
 from messaging.models import OutboxDelivery, OutboxEvent
+from messaging.selectors import outbox_dead_deliveries
 from tourapp.correlation import get_correlation_id, new_correlation_id
 from tourapp.db import RowInsert, one_row, server_side_cursor
 
@@ -159,17 +160,9 @@ def outbox_requeue_dead(
     short transaction, and kicks the relay for each chunk after commit. A requeued row keeps its
     ``last_error`` until it is delivered or fails again.
     """
-    dead = OutboxDelivery.objects.filter(state=OutboxDelivery.State.DEAD)
-    if delivery_ids is not None:
-        dead = dead.filter(id__in=list(delivery_ids))
-    if event_type:
-        dead = dead.filter(event__event_type=event_type)
-    if destination:
-        dead = dead.filter(destination=destination)
-    if since:
-        dead = dead.filter(event__created_at__gte=since)
-    if until:
-        dead = dead.filter(event__created_at__lt=until)
+    dead = outbox_dead_deliveries(  # the same filters `outbox_requeue --dry-run` lists with
+        delivery_ids=delivery_ids, event_type=event_type, destination=destination, since=since, until=until
+    )
     total = 0
     last_id = 0
     while True:

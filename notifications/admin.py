@@ -1,4 +1,8 @@
-"""Admin for notifications: masked recipients only, status filters, a resend action."""
+"""Admin for notifications: masked recipients only, status filters, a resend action.
+
+Read-only records (no add, change or delete: a notification is the record that a message went
+out); resend is the one action, for users with the change permission.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from messaging.admin import pretty_json
 from notifications.models import Notification, NotificationPreference
 from notifications.services import notifications_resend
 
@@ -40,7 +45,7 @@ class NotificationAdmin(admin.ModelAdmin):
         "dedup_key",
         "booking_id",
         "correlation_id",
-        "context",
+        "context_pretty",
         "created_at",
         "updated_at",
         "sent_at",
@@ -51,7 +56,20 @@ class NotificationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Resend (failed or stuck pending; sent ones are skipped)")
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # every field is read-only: a view page without Save buttons
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("notifications.change_notification")
+
+    @admin.display(description="context")
+    def context_pretty(self, obj: Notification) -> str:
+        return pretty_json(obj.context)
+
+    @admin.action(description="Resend (failed or stuck pending; sent ones are skipped)", permissions=["resend"])
     def resend(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
         count = notifications_resend(notification_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{count} notification(s) queued for sending.")

@@ -7,6 +7,8 @@ every process (gunicorn workers, Celery worker, Kafka consumer) writes its sampl
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -43,3 +45,22 @@ END_TO_END_LATENCY = Histogram(
     ["handler"],
     buckets=LATENCY_BUCKETS,
 )
+
+
+def counters_initialise(*, destinations: Iterable[str], handlers: Iterable[str], transports: Iterable[str]) -> None:
+    """Create every labelled counter at 0, so a series exists before its first increment.
+
+    Without this, ``tourapp_outbox_dead_total{destination="kafka"}`` appears only with the first
+    dead delivery, and an ``increase()`` alert cannot see that first one (no earlier sample).
+    Called from ``OpsConfig.ready`` in every process, with the destinations and handlers it knows.
+    """
+    for destination in destinations:
+        for counter in (OUTBOX_PUBLISHED, OUTBOX_FAILED, OUTBOX_DEAD):
+            counter.labels(destination=destination)
+    transports = list(transports)
+    for handler in handlers:
+        for transport in transports:
+            for counter in (CONSUMER_PROCESSED, CONSUMER_DUPLICATES, CONSUMER_DEAD_LETTERED):
+                counter.labels(handler=handler, transport=transport)
+    for transport in transports:  # messages dead-lettered before a handler was known
+        CONSUMER_DEAD_LETTERED.labels(handler="-", transport=transport)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from io import StringIO
 
@@ -14,7 +15,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from messaging.models import OutboxDelivery, OutboxEvent
+from messaging.models import DeadLetter, OutboxDelivery, OutboxEvent, ProcessedMessage
 from messaging.selectors import outbox_backlog_stats
 from messaging.services import outbox_event_record, outbox_purge_delivered, outbox_relay_kick
 from messaging.tests.conftest import KAFKA, RABBITMQ, fake_booking_ids, record_booking_events
@@ -133,7 +134,8 @@ def test_purge_command_reports_progress_and_honours_the_retention_argument():
     # when
     call_command("outbox_purge", "--older-than-days", "1", stdout=out)
 
-    # then
+    # then a progress line came first (one every few seconds on a long purge), then the summary
+    assert out.getvalue().splitlines()[0].startswith("purged: 1 (")
     assert "1 delivered events older than 1 days purged" in out.getvalue()
     assert not OutboxEvent.objects.exists()
 
@@ -274,3 +276,180 @@ def test_sweep_task_drains_its_destination_and_purge_task_keeps_recent_events(am
     assert set(OutboxDelivery.objects.filter(destination=RABBITMQ).values_list("state", flat=True)) == {"delivered"}
     assert set(OutboxDelivery.objects.filter(destination=KAFKA).values_list("state", flat=True)) == {"pending"}
     assert OutboxEvent.objects.count() == len(events)
+
+
+def test_requeue_dry_run_lists_the_dead_deliveries_it_would_requeue_and_changes_nothing():
+    # given two events dead on both destinations
+    events = record_booking_events(fake_booking_ids(2))
+    OutboxDelivery.objects.update(state="dead", attempts=25)
+    out = StringIO()
+
+    # when a dry run of the Kafka requeue
+    call_command("outbox_requeue", "--destination", "kafka", "--dry-run", stdout=out)
+
+    # then it names the count per destination and event type and the ids, and nothing changed
+    text = out.getvalue()
+    kafka_ids = sorted(OutboxDelivery.objects.filter(destination=KAFKA).values_list("id", flat=True))
+    assert "kafka      tour.booked          2" in text
+    assert f"ids: {kafka_ids[0]} {kafka_ids[1]}" in text
+    assert "dry run: 2 dead deliveries would be requeued; nothing changed" in text
+    assert OutboxDelivery.objects.filter(state="dead").count() == 2 * len(events)
+
+
+def test_requeue_command_prints_a_progress_line_as_it_goes():
+    # given three dead deliveries
+    record_booking_events(fake_booking_ids(3))
+    OutboxDelivery.objects.filter(destination=RABBITMQ).update(state="dead")
+    out = StringIO()
+
+    # when
+    call_command("outbox_requeue", "--destination", "rabbitmq", stdout=out)
+
+    # then the first chunk printed a progress line before the summary
+    assert out.getvalue().splitlines()[0].startswith("requeued: 3 (")
+    assert "3 dead deliveries requeued" in out.getvalue()
+
+
+def test_outbox_status_shows_pending_oldest_age_and_dead_per_destination():
+    # given one event ten minutes old, dead on RabbitMQ, pending on Kafka
+    (event,) = record_booking_events(fake_booking_ids(1))
+    _age([event], days=10 / (24 * 60))
+    OutboxDelivery.objects.filter(destination=RABBITMQ).update(state="dead")
+    out = StringIO()
+
+    # when
+    call_command("outbox_status", stdout=out, no_color=True)
+
+    # then one line per destination
+    lines = {line.split()[0]: line.split() for line in out.getvalue().splitlines()[1:] if line.split()}
+    assert lines["kafka"][1] == "1" and lines["kafka"][-1] == "0"
+    assert 590 <= float(lines["kafka"][2]) <= 700
+    assert lines["rabbitmq"][1:] == ["0", "-", "1"]
+    assert "outbox_requeue --dry-run" in out.getvalue()
+
+
+def test_outbox_status_json_is_the_backlog_stats():
+    # given one pending event
+    record_booking_events(fake_booking_ids(1))
+    out = StringIO()
+
+    # when
+    call_command("outbox_status", "--json", stdout=out)
+
+    # then
+    stats = json.loads(out.getvalue())
+    assert set(stats) == set(settings.OUTBOX_DESTINATIONS)
+    assert stats[KAFKA]["pending"] == 1 and stats[KAFKA]["dead"] == 0
+    assert stats[KAFKA]["oldest_pending_age_seconds"] >= 0
+
+
+@pytest.mark.parametrize("model", ["outboxevent", "outboxdelivery", "deadletter", "processedmessage"])
+def test_admin_outbox_and_consumer_tables_cannot_be_deleted_from(admin_client, model):
+    # given one row of each
+    (event,) = record_booking_events(fake_booking_ids(1))
+    DeadLetter.objects.create(transport="kafka", source="t", reason="r")
+    ProcessedMessage.objects.create(handler="h", dedup_key="k", transport="kafka")
+    obj_id = {
+        "outboxevent": event.pk,
+        "outboxdelivery": event.deliveries.first().pk,
+        "deadletter": DeadLetter.objects.get().pk,
+        "processedmessage": ProcessedMessage.objects.get().pk,
+    }[model]
+
+    # when the superuser opens the list, the detail page and the delete page
+    listing = admin_client.get(reverse(f"admin:messaging_{model}_changelist"))
+    detail = admin_client.get(reverse(f"admin:messaging_{model}_change", args=[obj_id]))
+    delete = admin_client.get(reverse(f"admin:messaging_{model}_delete", args=[obj_id]))
+
+    # then no "Delete selected", no delete link, no Save button, and the delete page is refused
+    assert listing.status_code == 200 and detail.status_code == 200
+    assert "delete_selected" not in listing.content.decode()
+    assert 'class="deletelink"' not in detail.content.decode()
+    assert 'name="_save"' not in detail.content.decode()
+    assert delete.status_code == 403
+
+
+def test_admin_titles_use_correct_plurals_and_view_site_goes_to_the_api(admin_client):
+    # when
+    index = admin_client.get(reverse("admin:index")).content.decode()
+    listing = admin_client.get(reverse("admin:messaging_outboxdelivery_changelist")).content.decode()
+
+    # then
+    assert "Outbox deliveries" in index and "deliverys" not in index.lower()
+    assert "Select outbox delivery to view" in listing
+    assert 'href="/api/"' in index
+
+
+def test_admin_event_page_pretty_prints_the_payload_and_requeues_its_dead_deliveries(admin_client):
+    # given an event dead on RabbitMQ
+    (event,) = record_booking_events(fake_booking_ids(1))
+    OutboxDelivery.objects.filter(event=event, destination=RABBITMQ).update(state="dead", attempts=25)
+    url = reverse("admin:messaging_outboxevent_change", args=[event.pk])
+
+    # when its page is shown
+    html = admin_client.get(url).content.decode()
+
+    # then the payload is indented JSON and a requeue button posts to the event's operate URL
+    assert "&quot;seats&quot;: 2" in html and "\n  &quot;totalPrice&quot;" in html
+    operate = reverse("admin:messaging_outboxevent_operate", args=[event.pk])
+    assert f'action="{operate}"' in html and "Requeue dead deliveries" in html
+
+    # when the button is pressed
+    response = admin_client.post(operate)
+
+    # then the delivery is pending again and the page is shown again
+    assert response.status_code == 302 and response["Location"] == url
+    assert OutboxDelivery.objects.get(event=event, destination=RABBITMQ).state == "pending"
+    assert "Requeue dead deliveries" not in admin_client.get(url).content.decode()
+
+
+def test_admin_dead_delivery_page_has_a_requeue_button_a_pending_one_has_none(admin_client):
+    # given one dead and one pending delivery
+    (event,) = record_booking_events(fake_booking_ids(1))
+    dead = OutboxDelivery.objects.get(event=event, destination=RABBITMQ)
+    pending = OutboxDelivery.objects.get(event=event, destination=KAFKA)
+    OutboxDelivery.objects.filter(pk=dead.pk).update(state="dead")
+
+    # when
+    dead_page = admin_client.get(reverse("admin:messaging_outboxdelivery_change", args=[dead.pk])).content.decode()
+    pending_page = admin_client.get(reverse("admin:messaging_outboxdelivery_change", args=[pending.pk])).content
+    response = admin_client.post(reverse("admin:messaging_outboxdelivery_operate", args=[dead.pk]))
+
+    # then
+    assert "Requeue this dead delivery" in dead_page
+    assert b"Requeue this dead delivery" not in pending_page
+    assert response.status_code == 302
+    assert OutboxDelivery.objects.get(pk=dead.pk).state == "pending"
+
+
+def test_admin_requeue_needs_the_change_permission_even_for_staff_who_may_view(client):
+    # given a staff user who may only view deliveries, and a dead delivery
+    from django.contrib.auth.models import Permission, User
+
+    (event,) = record_booking_events(fake_booking_ids(1))
+    dead = OutboxDelivery.objects.get(event=event, destination=RABBITMQ)
+    OutboxDelivery.objects.filter(pk=dead.pk).update(state="dead")
+    viewer = User.objects.create_user("outbox-viewer", password="pw-viewer-1", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_outboxdelivery"))
+    client.force_login(viewer)
+
+    # when they open the page and post to the requeue URL anyway
+    page = client.get(reverse("admin:messaging_outboxdelivery_change", args=[dead.pk]))
+    response = client.post(reverse("admin:messaging_outboxdelivery_operate", args=[dead.pk]))
+
+    # then no button, a 403, and the delivery stays dead
+    assert page.status_code == 200 and b"Requeue this dead delivery" not in page.content
+    assert response.status_code == 403
+    assert OutboxDelivery.objects.get(pk=dead.pk).state == "dead"
+
+
+@pytest.mark.parametrize("object_id", ["999999999", "not-a-number"])
+def test_admin_operate_url_of_an_unknown_or_malformed_id_is_a_404(admin_client, object_id):
+    response = admin_client.post(f"/admin/messaging/outboxdelivery/{object_id}/operate/")
+    assert response.status_code == 404
+
+
+def test_admin_operate_url_refuses_a_get(admin_client):
+    (event,) = record_booking_events(fake_booking_ids(1))
+    response = admin_client.get(reverse("admin:messaging_outboxevent_operate", args=[event.pk]))
+    assert response.status_code == 405

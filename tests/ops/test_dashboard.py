@@ -73,3 +73,63 @@ def test_admin_index_links_to_the_dashboard(staff_client):
     # then
     assert response.status_code == 200
     assert b'href="/admin/ops/dashboard/"' in response.content
+
+
+def test_dashboard_shows_throughput_delivered_totals_kafka_lag_workers_and_tool_links(staff_client, settings):
+    # given one event written just now, delivered to RabbitMQ only; a reported Kafka lag; a live worker
+    from messaging.models import OutboxDelivery, OutboxEvent
+    from tourapp import metrics
+    from tourapp.ops.heartbeat import worker_heartbeat_clear, worker_heartbeat_write
+
+    event = OutboxEvent.objects.create(
+        aggregate_type="booking",
+        aggregate_id="7",
+        event_type="tour.booked",
+        routing_key="tour.booked.standard",
+        message_key="7",
+        payload={},
+    )
+    OutboxDelivery.objects.create(event=event, destination="rabbitmq", state="delivered", aggregate_key="b:7")
+    OutboxDelivery.objects.create(event=event, destination="kafka", state="pending", aggregate_key="b:7")
+    delivered_before = _metric("tourapp_outbox_delivered_total", destination="rabbitmq")
+    metrics.OUTBOX_PUBLISHED.labels(destination="rabbitmq").inc(3)
+    metrics.KAFKA_CONSUMER_LAG.labels(topic="tour_events.dash", partition="1").set(42)
+    settings.FLOWER_URL = "http://127.0.0.1:5599/"
+    worker_heartbeat_write(hostname="dash-worker@localhost")
+    try:
+        # when
+        response = staff_client.get("/admin/ops/dashboard/")
+    finally:
+        worker_heartbeat_clear(hostname="dash-worker@localhost")
+    # then
+    assert response.status_code == 200
+    assert response.context["throughput"]["rabbitmq"] == {"written": 1, "delivered": 1}
+    assert response.context["throughput"]["kafka"] == {"written": 1, "delivered": 0}
+    assert response.context["delivered_totals"]["rabbitmq"] == delivered_before + 3
+    assert {"topic": "tour_events.dash", "partition": "1", "lag": 42} in response.context["kafka_lag"]
+    assert "dash-worker@localhost" in response.context["workers"]["alive"]
+    html = response.content.decode()
+    assert 'href="http://127.0.0.1:5599/"' in html and "Flower" in html
+    assert f'href="{settings.RABBITMQ_MANAGEMENT_URL}"' in html
+    assert "tour_events.dash[1]: 42" in html
+
+
+def test_dashboard_still_renders_and_says_so_when_the_worker_heartbeats_cannot_be_read(staff_client, monkeypatch):
+    # given Redis failing for the heartbeat read
+    from tourapp.ops import heartbeat
+
+    def redis_down() -> list[str]:
+        raise ConnectionError("redis unreachable")
+
+    monkeypatch.setattr(heartbeat, "workers_alive", redis_down)
+    # when
+    response = staff_client.get("/admin/ops/dashboard/")
+    # then
+    assert response.status_code == 200
+    assert "unknown: ConnectionError: redis unreachable" in response.content.decode()
+
+
+def _metric(name: str, **labels: str) -> float:
+    from tourapp.ops.selectors import metric_values
+
+    return sum(value for got, value in metric_values(name)[name] if all(got.get(k) == v for k, v in labels.items()))

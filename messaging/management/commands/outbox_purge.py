@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from messaging.management.progress import Progress
 from messaging.services import outbox_purge_delivered
 
 
@@ -28,9 +29,8 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: Any) -> None:
         days = options["older_than_days"]
         days = settings.OUTBOX_RETENTION_DAYS if days is None else days
+        progress = Progress("purged", write=self.stdout.write)  # a line every few seconds, not per batch
         count = outbox_purge_delivered(
-            older_than=timedelta(days=days),
-            batch_size=options["batch_size"],
-            progress=lambda n: self.stdout.write(f"purged {n}..."),
+            older_than=timedelta(days=days), batch_size=options["batch_size"], progress=progress.update
         )
         self.stdout.write(self.style.SUCCESS(f"{count} delivered events older than {days:g} days purged"))
