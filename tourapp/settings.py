@@ -5,6 +5,7 @@ With ``DJANGO_ENV=production`` the process refuses to start without ``DJANGO_SEC
 and turns on the secure defaults that ``manage.py check --deploy`` asks for.
 """
 
+import logging
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,7 +21,13 @@ ENVIRONMENT = env.str("DJANGO_ENV", default="development")
 PRODUCTION = ENVIRONMENT == "production"
 TESTING = env.bool("TOURAPP_TESTING", default=False)
 
-DEBUG = env.bool("DEBUG", default=not PRODUCTION)
+# Off unless asked for (``DEBUG=true``, development only): debug pages print settings and locals.
+DEBUG = env.bool("DEBUG", default=False)
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DEBUG must be off when DJANGO_ENV=production.")
+# Error reports (debug pages, admin emails) mask credentials inside URLs too, e.g. amqp://user:pass@.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "tourapp.error_reports.CredentialMaskingReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "tourapp.error_reports.CredentialMaskingExceptionReporter"
 _DEV_SECRET = "dev-only-insecure-secret-key-do-not-use-in-production-000000"  # noqa: S105 - a known dev-only value, rejected in production below
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="" if PRODUCTION else _DEV_SECRET)
 if PRODUCTION and (not SECRET_KEY or SECRET_KEY == _DEV_SECRET):
@@ -38,25 +45,33 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from our static files, pinned, offline
+    "axes",  # login failure lockout (admin and API), see accounts/lockout.py
     "messaging",
+    "accounts",
     "availability",
     "bookings",
     "notifications",
+    "payments",
 ]
 
 MIDDLEWARE = [
     "tourapp.correlation.CorrelationIdMiddleware",
     "tourapp.middleware.RejectNulBytesMiddleware",
+    "tourapp.middleware.RejectDisallowedHostMiddleware",
+    "tourapp.middleware.RequestBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's and API docs' static files from gunicorn (no separate web server needed).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "tourapp.middleware.CommonMiddleware",  # Django's, but a write to /api/x (no slash) is a JSON 404
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into accounts.lockout.lockout_response (429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "tourapp.urls"
@@ -133,6 +148,7 @@ OUTBOX_DESTINATIONS = env.list("OUTBOX_DESTINATIONS", default=["rabbitmq", "kafk
 EVENT_HANDLER_ROUTES = {
     "notifications": env.str("NOTIFICATIONS_TRANSPORT", default="rabbitmq"),
     "availability": env.str("AVAILABILITY_TRANSPORT", default="kafka"),
+    "payments": env.str("PAYMENTS_TRANSPORT", default="rabbitmq"),
 }
 IDEMPOTENCY_TTL_SECONDS = env.int("IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
 # --- consumers (issue 5): limits, retries and batching of the RabbitMQ and Kafka consumers
@@ -145,6 +161,8 @@ EVENTS_RETRY_DELAYS = [float(s) for s in env.list("EVENTS_RETRY_DELAYS", default
 EVENTS_DELIVERY_LIMIT = env.int("EVENTS_DELIVERY_LIMIT", default=10)
 KAFKA_CONSUMER_MAX_RECORDS = env.int("KAFKA_CONSUMER_MAX_RECORDS", default=500)
 KAFKA_HANDLER_MAX_ATTEMPTS = env.int("KAFKA_HANDLER_MAX_ATTEMPTS", default=3)
+# Bound of one attempt to copy poison records to the DLQ topic (retried with backoff until it works).
+KAFKA_DLQ_SEND_TIMEOUT_SECONDS = env.float("KAFKA_DLQ_SEND_TIMEOUT_SECONDS", default=10.0)
 KAFKA_PROGRESS_LOG_SECONDS = env.float("KAFKA_PROGRESS_LOG_SECONDS", default=10.0)
 # --- end consumers
 
@@ -170,6 +188,19 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER",
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Every task has a soft limit (SoftTimeLimitExceeded: the task cleans up) and a hard one (the child
+# is killed); tasks that legitimately run longer get theirs in CELERY_TASK_ANNOTATIONS below.
+CELERY_TASK_SOFT_TIME_LIMIT = env.float("CELERY_TASK_SOFT_TIME_LIMIT", default=60.0)
+CELERY_TASK_TIME_LIMIT = env.float("CELERY_TASK_TIME_LIMIT", default=90.0)
+CELERY_TASK_ANNOTATIONS = {
+    # A sweep drains for up to OUTBOX_SWEEP_BUDGET_SECONDS, then completes its last batches.
+    "messaging.tasks.outbox_sweep_task": {
+        "soft_time_limit": OUTBOX_SWEEP_BUDGET_SECONDS + 30,
+        "time_limit": OUTBOX_SWEEP_BUDGET_SECONDS + 60,
+    },
+    # Purge commits batch by batch: a purge cut short resumes where it stopped.
+    "messaging.tasks.outbox_purge_task": {"soft_time_limit": 300.0, "time_limit": 330.0},
+}
 CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {
         "task": "messaging.tasks.outbox_sweep_task",
@@ -185,6 +216,12 @@ CELERY_BEAT_SCHEDULE = {
 BOOKING_PREMIUM_MULTIPLIER = Decimal(env.str("BOOKING_PREMIUM_MULTIPLIER", default="1.5"))
 BOOKING_MAX_SEATS = env.int("BOOKING_MAX_SEATS", default=10)
 BOOKING_MAX_SEATS_PER_USER_PER_DEPARTURE = env.int("BOOKING_MAX_SEATS_PER_USER_PER_DEPARTURE", default=10)
+# Bookings whose confirmation goes to someone else than the account's email (or to any phone), per
+# user and per recipient per UTC day: the system cannot be used to mail or text third parties at will.
+BOOKING_THIRD_PARTY_CONTACTS_PER_USER_PER_DAY = env.int("BOOKING_THIRD_PARTY_CONTACTS_PER_USER_PER_DAY", default=20)
+BOOKING_THIRD_PARTY_CONTACTS_PER_RECIPIENT_PER_DAY = env.int(
+    "BOOKING_THIRD_PARTY_CONTACTS_PER_RECIPIENT_PER_DAY", default=5
+)
 # --- bookings: demo data (manage.py seed_demo) ---
 DEMO_USERNAME = env.str("DEMO_USERNAME", default="demo")
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="demo-password")
@@ -197,15 +234,19 @@ EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND",
     default="django.core.mail.backends.smtp.EmailBackend"
     if PRODUCTION
-    else "django.core.mail.backends.console.EmailBackend",
+    # Development: one masked log line per message (Django's console backend prints it whole).
+    else "notifications.email_backends.MaskedLogEmailBackend",
 )
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+# Seconds per SMTP socket operation: a mail server that hangs fails the send (retried later).
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Tourapp <no-reply@tourapp.local>")
 SMS_BACKEND = env.str("SMS_BACKEND", default="notifications.sms.LoggingSmsBackend")
+SMS_TIMEOUT_SECONDS = env.float("SMS_TIMEOUT_SECONDS", default=10.0)
 # --- notifications (issue 5)
 NOTIFICATION_MAX_RETRIES = env.int("NOTIFICATION_MAX_RETRIES", default=5)
 NOTIFICATION_RETRY_BACKOFF_MAX_SECONDS = env.int("NOTIFICATION_RETRY_BACKOFF_MAX_SECONDS", default=300)
@@ -213,13 +254,42 @@ NOTIFICATION_RETRY_BACKOFF_MAX_SECONDS = env.int("NOTIFICATION_RETRY_BACKOFF_MAX
 NOTIFICATION_SWEEP_AFTER_SECONDS = env.int("NOTIFICATION_SWEEP_AFTER_SECONDS", default=600)
 # Notifications per Celery task when a Kafka batch dispatches many at once.
 NOTIFICATION_DISPATCH_CHUNK = env.int("NOTIFICATION_DISPATCH_CHUNK", default=100)
+# A send task holds a notification ("sending") at most this long; then the sweep hands it to another
+# task (a worker that died between send and record). Must exceed the batch task's hard time limit.
+NOTIFICATION_CLAIM_LEASE_SECONDS = env.float("NOTIFICATION_CLAIM_LEASE_SECONDS", default=300.0)
+NOTIFICATION_BATCH_SOFT_TIME_LIMIT = env.float("NOTIFICATION_BATCH_SOFT_TIME_LIMIT", default=120.0)
+CELERY_TASK_ANNOTATIONS["notifications.tasks.notification_send_batch_task"] = {
+    "soft_time_limit": NOTIFICATION_BATCH_SOFT_TIME_LIMIT,
+    "time_limit": NOTIFICATION_BATCH_SOFT_TIME_LIMIT + 30,
+}
 CELERY_BEAT_SCHEDULE["notifications-sweep"] = {
     "task": "notifications.tasks.notification_sweep_task",
     "schedule": timedelta(seconds=60),
 }
 # --- end notifications
 
+# ------------------------------------------------------------------ payments (issue 15)
+# "dummy": the deterministic HTTP dummy gateway (manage.py payments_gateway_dummy), outcome chosen by
+# the booking's payment token (tok_success, tok_decline, tok_timeout, tok_slow).
+PAYMENTS_GATEWAY = env.str("PAYMENTS_GATEWAY", default="dummy")
+PAYMENTS_GATEWAY_URL = env.str("PAYMENTS_GATEWAY_URL", default="http://127.0.0.1:8765")
+PAYMENTS_GATEWAY_TIMEOUT_SECONDS = env.float("PAYMENTS_GATEWAY_TIMEOUT_SECONDS", default=5.0)
+PAYMENTS_DEFAULT_TOKEN = env.str("PAYMENTS_DEFAULT_TOKEN", default="tok_success")
+PAYMENTS_DUMMY_DB = env.str("PAYMENTS_DUMMY_DB", default=".cache/dummy-gateway.sqlite3")
+# Transient gateway errors (timeout, refused, 5xx): retries with full-jitter backoff, then "dead".
+PAYMENTS_MAX_RETRIES = env.int("PAYMENTS_MAX_RETRIES", default=8)
+PAYMENTS_RETRY_BACKOFF_MAX_SECONDS = env.float("PAYMENTS_RETRY_BACKOFF_MAX_SECONDS", default=60.0)
+PAYMENTS_SWEEP_AFTER_SECONDS = env.int("PAYMENTS_SWEEP_AFTER_SECONDS", default=300)
+CELERY_BEAT_SCHEDULE["payments-sweep"] = {
+    "task": "payments.tasks.payments_sweep_task",
+    "schedule": timedelta(seconds=60),
+}
+# --- end payments
+
 # ------------------------------------------------------------------ API
+# Largest request body accepted (bytes), chunked or not: larger is a 413 before anything reads it.
+REQUEST_MAX_BODY_BYTES = env.int("REQUEST_MAX_BODY_BYTES", default=256 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BODY_BYTES
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "tourapp.authentication.TokenAuthentication",
@@ -230,9 +300,23 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "tourapp.exceptions.api_exception_handler",
+    # Bounded reads, UTF-8 only, bounded JSON depth, no duplicate keys (tourapp/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "tourapp.parsers.JSONParser",
+        "tourapp.parsers.FormParser",
+        "tourapp.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_RATES": {
         "bookings": env.str("BOOKING_THROTTLE_RATE", default="120/min"),
+        # accounts.api.views: per client address, and per username sent (whatever the address)
+        "auth_token": env.str("AUTH_TOKEN_THROTTLE_RATE", default="30/min"),
+        "auth_token_username": env.str("AUTH_TOKEN_THROTTLE_RATE_PER_USERNAME", default="10/min"),
+        "auth_register": env.str("AUTH_REGISTER_THROTTLE_RATE", default="20/hour"),
+        "auth_register_username": env.str("AUTH_REGISTER_THROTTLE_RATE_PER_USERNAME", default="5/hour"),
     },
+    # The client address is REMOTE_ADDR unless TRUSTED_PROXY_COUNT proxies put it in X-Forwarded-For;
+    # DRF's default (None) would trust any client's X-Forwarded-For and let it dodge the throttles.
+    "NUM_PROXIES": env.int("TRUSTED_PROXY_COUNT", default=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "tourapp API",
@@ -240,6 +324,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # validatorUrl: Swagger UI would otherwise send the schema to swagger.io's online validator.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "tourapp.openapi.add_error_responses",
@@ -254,7 +343,7 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -267,9 +356,24 @@ STORAGES = {
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "accounts.validators.MaximumLengthValidator"},  # 128: hashing stays cheap
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Usernames match whatever their case (unique that way in the database, accounts/migrations/0001).
+# django-axes first: it refuses a locked-out client before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "accounts.backends.CaseInsensitiveModelBackend"]
+# Login lockout (admin and /api/auth/token/): AUTH_LOCKOUT_FAILURES failures for one username, or from
+# one client address, lock it out for AUTH_LOCKOUT_MINUTES after the last failure (each try during
+# the lockout restarts it). Counted in the database; docs/runbook.md says how to unlock.
+AXES_FAILURE_LIMIT = env.int("AUTH_LOCKOUT_FAILURES", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AUTH_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_USERNAME_CALLABLE = "accounts.lockout.lockout_username"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+AXES_DISABLE_ACCESS_LOG = True  # successful logins are not recorded (no per-login write, less PII kept)
+AXES_VERBOSE = False  # no start-up banner; its log lines mask usernames and addresses (AXES_SENSITIVE_PARAMETERS)
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.lockout_client_address"  # the throttles' address (TRUSTED_PROXY_COUNT)
 
 # ------------------------------------------------------------------ security (production)
 if PRODUCTION:
@@ -287,10 +391,18 @@ if PRODUCTION:
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION or TESTING else "console")
 LOG_ROLE = env.str("TOURAPP_ROLE", default="web")
+# A mistyped LOG_LEVEL or LOG_FORMAT is reported by the system check (tourapp.ops.checks), which names
+# it: logging uses the defaults meanwhile, or Django's logging setup would fail first with a traceback.
+_LOG_LEVEL = LOG_LEVEL.upper() if LOG_LEVEL.upper() in logging.getLevelNamesMapping() else "INFO"
+_LOG_FORMAT = LOG_FORMAT if LOG_FORMAT in ("json", "console") else "json"
 LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "tourapp.logging.ContextFilter"}},
+    "filters": {
+        "context": {"()": "tourapp.logging.ContextFilter"},
+        # Periodic housekeeping (beat's due tasks, Celery's received/succeeded of the sweeps) is DEBUG.
+        "housekeeping": {"()": "tourapp.logging.HousekeepingFilter"},
+    },
     "formatters": {
         "json": {"()": "tourapp.logging.JsonFormatter"},
         "console": {
@@ -300,15 +412,17 @@ LOGGING: dict[str, Any] = {
     "handlers": {
         "default": {
             "class": "logging.StreamHandler",
-            "formatter": LOG_FORMAT,
-            "filters": ["context"],
+            "formatter": _LOG_FORMAT,
+            "filters": ["context", "housekeeping"],
         },
     },
-    "root": {"handlers": ["default"], "level": LOG_LEVEL},
+    "root": {"handlers": ["default"], "level": _LOG_LEVEL},
     "loggers": {
         "kafka": {"level": "WARNING"},
         "amqp": {"level": "WARNING"},
         "django.db.backends": {"level": "WARNING"},
+        # 4xx WARNINGs repeat the access log's line for the request (with no correlation id): errors only.
+        "django.request": {"level": "ERROR"},
     },
 }
 
@@ -324,11 +438,17 @@ MIDDLEWARE = [
 OUTBOX_HEALTH_MAX_AGE_SECONDS = env.int("OUTBOX_HEALTH_MAX_AGE_SECONDS", default=300)
 # Each Celery worker writes a heartbeat to Redis this often; readiness wants one seen within 3x.
 WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=2.0)
+# Where the ops dashboard links to: RabbitMQ's management UI and Flower (Celery tasks; `make run`).
+RABBITMQ_MANAGEMENT_URL = env.str("RABBITMQ_MANAGEMENT_URL", default="http://127.0.0.1:15672/")
+FLOWER_URL = env.str("FLOWER_URL", default="http://127.0.0.1:5555/")
 # Per-dependency timeout of a readiness check; checks run in parallel, so the total stays ~this.
 HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default=1.0)
 HEALTH_CHECK = {"WARNINGS_AS_ERRORS": True, "DISABLE_THREADING": False}
 # Set for every process (Procfile, docker compose): they write samples there and /metrics sums them.
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+# /metrics answers clients in these networks, or a request with "Authorization: Bearer <METRICS_TOKEN>".
+METRICS_ALLOWED_CIDRS = env.list("METRICS_ALLOWED_CIDRS", default=["127.0.0.0/8", "::1/128"])
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Kafka topic settings used when the app creates topics (scale-out: 3 and 2 on a 3-broker cluster).
 KAFKA_TOPIC_PARTITIONS = env.int("KAFKA_TOPIC_PARTITIONS", default=3)
 KAFKA_REPLICATION_FACTOR = env.int("KAFKA_REPLICATION_FACTOR", default=1)
@@ -336,10 +456,14 @@ KAFKA_MIN_INSYNC_REPLICAS = env.int("KAFKA_MIN_INSYNC_REPLICAS", default=1)
 # Celery's own task queue as a quorum queue on a RabbitMQ cluster ("classic" or "quorum"; Celery
 # then turns off global QoS itself). Changing it needs the old queue deleted first (see runbook).
 CELERY_TASK_DEFAULT_QUEUE_TYPE = env.str("CELERY_TASK_DEFAULT_QUEUE_TYPE", default="classic")
+# Quorum queues cannot hold a task until its countdown: Celery then delays it in RabbitMQ (native
+# delayed delivery), which routes only through topic exchanges; on the default direct exchange a
+# retried task is held in the worker instead, blocking a process slot until its countdown ends.
+CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic" if CELERY_TASK_DEFAULT_QUEUE_TYPE == "quorum" else "direct"
 # Development console lines also show extras (event_id, booking_id, ...) as key=value.
 LOGGING["formatters"]["console"] = {"()": "tourapp.logging.ConsoleFormatter"}
 # Django's DEFAULT_LOGGING gives "django" and "django.server" their own plain handlers in DEBUG:
 # send them through ours only, so no process prints a line twice or in another format.
-LOGGING["loggers"]["django"] = {"handlers": [], "level": LOG_LEVEL, "propagate": True}
-LOGGING["loggers"]["django.server"] = {"handlers": [], "level": LOG_LEVEL, "propagate": True}
+LOGGING["loggers"]["django"] = {"handlers": [], "level": _LOG_LEVEL, "propagate": True}
+LOGGING["loggers"]["django.server"] = {"handlers": [], "level": _LOG_LEVEL, "propagate": True}
 # ------------------------------------------------------------------ end ops

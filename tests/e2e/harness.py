@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
-PROCESS_NAMES = ("web", "worker", "beat", "kafka_consumer")
+PROCESS_NAMES = ("payments_gateway", "web", "worker", "beat", "kafka_consumer")
 
 # Faster safety nets than production so a fault scenario drains in seconds, not minutes.
 FAST_RECOVERY_ENV = {
@@ -44,6 +44,11 @@ FAST_RECOVERY_ENV = {
     "OUTBOX_CLAIM_LEASE_SECONDS": "20",
     "OUTBOX_UNAVAILABLE_BACKOFF_MAX_SECONDS": "5",
     "NOTIFICATION_SWEEP_AFTER_SECONDS": "30",
+    # Payments: a short client timeout (the dummy's tok_timeout hangs 3 s), short backoffs, a fast sweep.
+    "PAYMENTS_GATEWAY_TIMEOUT_SECONDS": "1",
+    "PAYMENTS_RETRY_BACKOFF_MAX_SECONDS": "2",
+    "PAYMENTS_MAX_RETRIES": "1000",
+    "PAYMENTS_SWEEP_AFTER_SECONDS": "10",
     # Bursts come from a handful of test users; throttling and the seat cap are tested in tests/security.
     "BOOKING_THROTTLE_RATE": "100000/min",
     "BOOKING_MAX_SEATS_PER_USER_PER_DEPARTURE": "100000",
@@ -244,7 +249,11 @@ class System:
         self.dlq_topic = session_name("KAFKA_DLQ_TOPIC", f"{self.topic}.dlq")
         self.queue_prefix = session_name("EVENTS_QUEUE_PREFIX", "")
         self.redis_prefix = session_name("REDIS_KEY_PREFIX", "tourapp")
-        base_env = {**os.environ, **FAST_RECOVERY_ENV, **self.extra_env, "DATABASE_URL": self.database_url}
+        self.gateway_port = free_port()
+        self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
+        gateway_env = {"PAYMENTS_GATEWAY_URL": self.gateway_url, "PAYMENTS_DUMMY_DB": str(self.log_dir / "gateway.db")}
+        base_env = {**os.environ, **FAST_RECOVERY_ENV, **gateway_env, **self.extra_env}
+        base_env["DATABASE_URL"] = self.database_url
         base_env.pop("DJANGO_SETTINGS_MODULE", None)
         base_env["DJANGO_SETTINGS_MODULE"] = "tourapp.settings"
         argv = {
@@ -263,8 +272,13 @@ class System:
                 "--schedule", str(self.log_dir / "celerybeat-schedule"),
             ],
             "kafka_consumer": [str(BIN / "python"), "manage.py", "run_kafka_consumer"],
+            "payments_gateway": [
+                str(BIN / "python"), "manage.py", "payments_gateway_dummy", "--port", str(self.gateway_port),
+                "--hang-seconds", "3", "--slow-seconds", "3",
+            ],
         }  # fmt: skip
         role = {"web": "web", "worker": "worker", "beat": "beat", "kafka_consumer": "kafka-consumer"}
+        role["payments_gateway"] = "payments-gateway"
         for name, args in argv.items():
             env = {**base_env, "TOURAPP_ROLE": role[name]}
             self.processes[name] = ManagedProcess(name, args, env, self.log_dir / f"{name}.log")
@@ -293,6 +307,8 @@ class System:
                 return " ready." in proc.log_text(current_only=True)
             if name == "beat":
                 return "beat: Starting" in proc.log_text(current_only=True)
+            if name == "payments_gateway":
+                return http_request(self.gateway_url, "GET", "/health", timeout=5).status == 200
             return bool(self._kafka_members() - (members_before or set()))
 
         try:
@@ -387,8 +403,11 @@ def fire_bookings(
     on_progress: Callable[[int], None] | None = None,
     tier_cycle: Iterable[str] = ("standard", "premium"),
     max_seconds: float = 600,
+    payment_tokens: list[str] | None = None,
 ) -> Burst:
     """POST ``count`` one-seat bookings from ``clients`` threads, spreading users and departures.
+
+    ``payment_tokens[k]``, when given, is the ``payment_token`` of every booking made with ``tokens[k]``.
 
     Connection errors (the web process being killed, say) are recorded as status 0.
     ``on_progress(n)`` is called from the firing threads after each response.
@@ -406,6 +425,8 @@ def fire_bookings(
             if i is None:
                 return
             request = {"departure_id": departure_ids[i % len(departure_ids)], "seats": 1, "tier": tiers[i % len(tiers)]}
+            if payment_tokens and payment_tokens[i % len(tokens)]:
+                request["payment_token"] = payment_tokens[i % len(tokens)]
             try:
                 response = http_request(base_url, "POST", "/api/bookings/", body=request, token=tokens[i % len(tokens)])
             except OSError as exc:
