@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache
 from typing import NamedTuple
 
@@ -18,6 +19,31 @@ from tourapp.exceptions import NotFound
 def booking_list_for_user(*, user: User) -> QuerySet[Booking]:
     """The user's bookings, newest first, with departure and tour joined."""
     return Booking.objects.filter(user=user).select_related("departure__tour").order_by("-created_at", "-id")
+
+
+def booking_list_filter(
+    *,
+    bookings: QuerySet[Booking],
+    status: str | None = None,
+    payment_status: str | None = None,
+    departure_id: int | None = None,
+    tour_id: int | None = None,
+    starts_after: datetime | None = None,
+    starts_before: datetime | None = None,
+) -> QuerySet[Booking]:
+    """``bookings`` (e.g. ``booking_list_for_user``) narrowed by every filter that is not None, order
+    kept. Only ever narrows: a filter cannot reach a booking outside ``bookings``. The departure date
+    range is half-open: ``starts_after <= starts_at < starts_before``."""
+    conditions: dict[str, object] = {
+        "status": status,
+        "payment_status": payment_status,
+        "departure_id": departure_id,
+        "departure__tour_id": tour_id,
+        "departure__starts_at__gte": starts_after,
+        "departure__starts_at__lt": starts_before,
+    }
+    given = {lookup: value for lookup, value in conditions.items() if value is not None}
+    return bookings.filter(**given) if given else bookings
 
 
 def booking_get_for_user(*, user: User, booking_id: int) -> Booking:

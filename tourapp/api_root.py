@@ -40,8 +40,8 @@ def api_endpoints() -> dict[str, str]:
 
 class ApiRootView(APIView):
     """The tourapp API. Follow a link: tours and their departures are public; booking needs a token
-    (`POST /api/auth/token/`, or register at `/api/auth/register/`). `docs` and `redoc` describe
-    every operation."""
+    (POST your username and password to /api/auth/token/, or register at /api/auth/register/).
+    docs (Swagger UI) and redoc describe every operation, with examples."""
 
     permission_classes = [AllowAny]
 

@@ -13,30 +13,49 @@ USERNAME_MAX_LENGTH = model_max_length(User, "username")
 
 
 class TokenObtainInputSerializer(StrictInputSerializer):
-    username = serializers.CharField(max_length=USERNAME_MAX_LENGTH)
+    """Your account's credentials."""
+
+    username = serializers.CharField(max_length=USERNAME_MAX_LENGTH, help_text="Your username (any case).")
     password = serializers.CharField(
-        style={"input_type": "password"}, trim_whitespace=False, max_length=PASSWORD_MAX_LENGTH
+        style={"input_type": "password"},
+        trim_whitespace=False,
+        max_length=PASSWORD_MAX_LENGTH,
+        help_text="Your password, exactly as set (spaces count).",
     )
 
 
 class TokenOutputSerializer(serializers.Serializer):
-    token = serializers.CharField()
+    """Your API token."""
+
+    token = serializers.CharField(help_text="Send it on every request as the header Authorization: Token <token>.")
 
 
 class RegisterInputSerializer(StrictInputSerializer):
+    """A new account."""
+
     username = serializers.RegexField(
         r"^[\w.@+-]+\Z",
         max_length=USERNAME_MAX_LENGTH,
         error_messages={"invalid": "Letters, digits and @/./+/-/_ only."},
+        help_text="Letters, digits and @ . + - _ only; unique whatever its case.",
     )
-    email = serializers.EmailField(max_length=model_max_length(User, "email"))
+    email = serializers.EmailField(
+        max_length=model_max_length(User, "email"),
+        help_text="Where booking confirmations go by default; unique whatever its case.",
+    )
     password = serializers.CharField(
-        style={"input_type": "password"}, trim_whitespace=False, write_only=True, max_length=PASSWORD_MAX_LENGTH
+        style={"input_type": "password"},
+        trim_whitespace=False,
+        write_only=True,
+        max_length=PASSWORD_MAX_LENGTH,
+        help_text="At least 8 characters, at most 128; not too common, not all digits, not like the username.",
     )
 
 
 class RegisterOutputSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    username = serializers.CharField()
-    email = serializers.EmailField()
-    token = serializers.CharField()
+    """The new account and its API token."""
+
+    id = serializers.IntegerField(help_text="The account's id.")
+    username = serializers.CharField(help_text="The username, as registered.")
+    email = serializers.EmailField(help_text="The email, as registered.")
+    token = serializers.CharField(help_text="Send it on every request as the header Authorization: Token <token>.")

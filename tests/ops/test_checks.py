@@ -38,6 +38,7 @@ def test_the_development_settings_pass_every_check():
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL is 'LOUD'"),
         ({"CELERY_TASK_DEFAULT_QUEUE_TYPE": "quorom"}, "CELERY_TASK_DEFAULT_QUEUE_TYPE is 'quorom'"),
         ({"OUTBOX_BATCH_SIZE": 0}, "OUTBOX_BATCH_SIZE is 0"),
+        ({"API_MAX_PAGE_SIZE": 0}, "API_MAX_PAGE_SIZE is 0"),
         ({"OUTBOX_WORKER_LOOP_SECONDS": -1.0}, "OUTBOX_WORKER_LOOP_SECONDS is -1.0"),
         ({"EVENTS_RETRY_DELAYS": [1.0, 0.0]}, "EVENTS_RETRY_DELAYS is [1.0, 0.0]"),
         ({"OUTBOX_BACKOFF_MAX_SECONDS": 0.5, "OUTBOX_BACKOFF_BASE_SECONDS": 1.0}, "is below OUTBOX_BACKOFF_BASE"),

@@ -20,6 +20,7 @@ _QUEUE_TYPES = ("classic", "quorum")
 
 # Settings that must be > 0, and those that may also be 0 (0 turns the feature off / no retry).
 _POSITIVE = (
+    "API_MAX_PAGE_SIZE",
     "OUTBOX_BATCH_SIZE",
     "OUTBOX_MAX_ATTEMPTS",
     "OUTBOX_BACKOFF_BASE_SECONDS",
