@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/bench_e2e_latency.py [--rate 50] [--seconds 20] [--clients 4]
 
-Issue 5's speed target: p50 <= 25 ms and p99 <= 100 ms from the 201 to the email being sent, at
-50 bookings/s on this machine. Prints ONE JSON object on stdout (progress goes to stderr); exit
-status 0 when every booking answered 201 and got its email before the deadline, else 1 (missing
-the latency target is reported in ``meets_target``, not in the exit status).
+The speed target: p50 <= 25 ms and p99 <= 100 ms from the 201 to the email being sent, at
+50 bookings/s on this machine (figures: docs/performance.md). Prints ONE JSON object on stdout
+(progress goes to stderr); exit status 0 when every booking answered 201 and got its email before
+the deadline, else 1 (missing the latency target is reported in ``meets_target``, not in the exit
+status).
 
 What it does (loopback only, bounded in count and time; a default run takes about a minute):
 
@@ -30,8 +31,9 @@ What it does (loopback only, bounded in count and time; a default run takes abou
    ``email_sent`` (primary: ``Notification.sent_at``), ``outbox_delivered`` per destination
    (``OutboxDelivery.delivered_at``), ``availability_applied`` (the availability handler's inbox
    row, written in the same transaction as the read model update), and a stage breakdown of the
-   RabbitMQ path from the worker's JSON log: relay kick task received / done, delivery recorded,
-   consumer inbox committed, send task received, email sent. ``lost`` counts bookings whose email
+   RabbitMQ path: delivery recorded, consumer inbox committed, send task received (from the
+   worker's JSON log), email sent (the relay runs in the worker's relay loop, woken by the
+   commit's NOTIFY: no task to time). ``lost`` counts bookings whose email
    was not sent by the deadline. Also reported: the p50 per tenth of the run (a rising curve means
    a backlog, not a fixed cost), the Celery task queue depth sampled during the load, and any
    broker connection loss the worker logged (``valid_run`` is false then: on a shared machine
@@ -66,7 +68,6 @@ sys.path.insert(0, str(ROOT))
 RUN = uuid.uuid4().hex[:8]
 TARGET_P50_MS = 25.0
 TARGET_P99_MS = 100.0
-RELAY_TASK = "messaging.tasks.outbox_relay_task"
 SEND_TASK = "notifications.tasks.notification_send_batch_task"
 HOP_TASK = "celery.accumulate"  # a Celery built-in: measures the bare hop without touching app code
 
@@ -571,29 +572,16 @@ def _latencies(system: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
     }
     booking_of_notification = {pk: booking for booking, (pk, _) in emails.items()}
 
-    # Worker log: the relay kick per (event, destination) and the send task per notification.
-    kick_received: dict[str, dict[int, float]] = {"rabbitmq": {}, "kafka": {}}
-    kick_done: dict[str, dict[int, float]] = {"rabbitmq": {}, "kafka": {}}
+    # Worker log: the send task per notification.
     send_received: dict[int, float] = {}
-    for task in _task_log_times(system, names={RELAY_TASK, SEND_TASK}).values():
+    for task in _task_log_times(system, names={SEND_TASK}).values():
         if "received" not in task:
             continue
-        if task["name"] == RELAY_TASK:
-            kwargs = task.get("kwargs") or {}
-            destination = kwargs.get("destination")
-            for event_pk in kwargs.get("event_ids") or []:
-                booking = booking_of_event_pk.get(event_pk)
-                if booking is None or destination not in kick_received:
-                    continue
-                kick_received[destination].setdefault(booking, task["received"])
-                if "done" in task:
-                    kick_done[destination].setdefault(booking, task["done"])
-        else:
-            args = task.get("args") or ()
-            for notification_pk in (args[0] if args else []) or []:
-                booking = booking_of_notification.get(notification_pk)
-                if booking is not None:
-                    send_received.setdefault(booking, task["received"])
+        args = task.get("args") or ()
+        for notification_pk in (args[0] if args else []) or []:
+            booking = booking_of_notification.get(notification_pk)
+            if booking is not None:
+                send_received.setdefault(booking, task["received"])
 
     def since_201(moments: dict[int, float]) -> list[float]:
         return [moments[b] - t for b, t in answered.items() if b in moments]
@@ -607,24 +595,18 @@ def _latencies(system: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
     ][:10]
     rabbit_stages = {
         "1_booking_row_written_(before_201)": since_201({b: c.timestamp() for b, c in created.items()}),
-        "2_relay_kick_task_received_by_worker": since_201(kick_received["rabbitmq"]),
-        "3_relay_kick_task_done": since_201(kick_done["rabbitmq"]),
-        "4_outbox_delivery_recorded": since_201(delivered["rabbitmq"]),
-        "5_consumer_inbox_committed": since_201(processed["notifications"]),
-        "6_send_task_received_by_worker": since_201(send_received),
-        "7_email_sent": since_201(email_sent),
+        "2_outbox_delivery_recorded": since_201(delivered["rabbitmq"]),
+        "3_consumer_inbox_committed": since_201(processed["notifications"]),
+        "4_send_task_received_by_worker": since_201(send_received),
+        "5_email_sent": since_201(email_sent),
     }
     return {
         "email_sent": _summary_ms(since_201(email_sent)),
         "outbox_delivered": {d: _summary_ms(since_201(delivered.get(d, {}))) for d in ("rabbitmq", "kafka")},
         "availability_applied": _summary_ms(since_201(processed["availability"])),
-        "kafka_relay_kick_received": _summary_ms(since_201(kick_received["kafka"])),
         "stages_rabbitmq_path_ms": {name: _summary_ms(values) for name, values in rabbit_stages.items()},
         "email_sent_p50_ms_by_tenth_of_run": by_decile,
-        "worker_tasks_received": {
-            "relay_kicks": sum(len(v) for v in kick_received.values()),
-            "send_tasks": len(send_received),
-        },
+        "worker_tasks_received": {"send_tasks": len(send_received)},
         "notified": len(email_sent),
     }
 
@@ -733,7 +715,6 @@ def main() -> int:
             "availability_applied": figures["availability_applied"],
         },
         "stages_rabbitmq_path_ms_from_201": figures["stages_rabbitmq_path_ms"],
-        "kafka_relay_kick_received_ms_from_201": figures["kafka_relay_kick_received"],
         "http_post_ms": _summary_ms(http_seconds),
         "requested_rate": args.rate,
         "achieved_rate": round(len(records) / (last_answered - first_sent), 1) if last_answered > first_sent else None,

@@ -7,7 +7,8 @@ Guarantees:
   might still let through; it surfaces as ``SeatsUnavailable`` (409).
 - **The event is part of the write.** A created booking records exactly one ``tour.booked``
   outbox event, a (first) cancellation one ``tour.cancelled``, in the same transaction; a
-  rejected or rolled-back booking records none. The relay is kicked ``on_commit``.
+  rejected or rolled-back booking records none. The relay is woken at commit (the outbox
+  statement's ``NOTIFY``).
 - **Idempotent retries.** With an ``Idempotency-Key`` (scoped to the user, enforced by a unique
   constraint) a replayed request returns the booking it created the first time and records no
   new event, even when the replays race each other. The whole request is its fingerprint: the
@@ -355,7 +356,7 @@ def _replayed(
     return booking
 
 
-# ------------------------------------------------------------------ payments (issue 15)
+# ------------------------------------------------------------------ payments
 # Called by ``payments.services`` inside ITS transaction: the booking change, the payment record
 # and their events commit together.
 

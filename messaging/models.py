@@ -48,14 +48,11 @@ class OutboxDelivery(models.Model):
 
     # No index of its own: the unique (event, destination) index serves every lookup by event, and
     # one index fewer to maintain on each relay update.
-    # No database foreign key either (db_constraint=False), on purpose. PostgreSQL checks one with
-    # a query whose plan each connection caches; planned while the outbox was empty (a new
-    # database, or right after a purge), that plan is a sequential scan of the event table, kept
-    # until the next ANALYZE replans it. Every booking then read the whole outbox, slower with each
-    # event: bench_bookings_http measured 480 -> 330 bookings/s over 30 s, with the outbox's
-    # connections at twice the CPU of the others. Integrity holds by construction: deliveries are
-    # inserted only with their event, by one statement (messaging.services.outbox_event_record),
-    # and the purge deletes both in one statement; the ORM still cascades deletes made through it.
+    # No database foreign key either (db_constraint=False), on purpose: PostgreSQL's check of one
+    # uses a plan cached per connection, which on an empty outbox is a scan of the whole event
+    # table (docs/performance.md). Integrity holds by construction: deliveries are inserted only
+    # with their event, by one statement (messaging.services.outbox_event_record), and the purge
+    # deletes both in one statement; the ORM still cascades deletes made through it.
     event = models.ForeignKey(
         OutboxEvent, on_delete=models.CASCADE, related_name="deliveries", db_index=False, db_constraint=False
     )

@@ -395,17 +395,17 @@ def _batch_sender(
     """``(send, batch_end)`` for one batch of records to ``topic``: ``send(key, value, headers) ->
     future`` per record, then ``batch_end()`` once the whole batch is handed over.
 
-    ``KafkaProducer.send()`` costs about 27 us of Python per record here, and on a 2-core machine
-    that Python time, under one interpreter lock with the relay's database threads, is what limits
-    the relay. More than half of it re-checks, for every record, what holds for the whole batch:
-    the topic name, a metadata wait with its timers, the producer not being closed, the header
-    types. For the releases in ``_BATCH_SENDER_VERSIONS`` this does those once per batch, then per
-    record exactly what ``send()`` does next: the configured partitioner on the same partition
-    lists, the same record size check (``MessageSizeTooLargeError``), and the append to the
-    producer's own accumulator, which returns the same future. Its sender thread, retries,
-    idempotence sequence numbers and ``acks`` are untouched. bench_relay: about 12 us a record,
-    twice the throughput of ``send()``. Its ``batch_end`` wakes the sender thread at once instead of
-    after ``linger_ms``. Other releases get plain ``send()``, and no ``batch_end`` work.
+    Why: ``KafkaProducer.send()``'s Python time per record, under one interpreter lock with the
+    relay's database threads, is what limits the relay, and more than half of it re-checks, for
+    every record, what holds for the whole batch: the topic name, a metadata wait with its timers,
+    the producer not being closed, the header types. For the releases in ``_BATCH_SENDER_VERSIONS``
+    this does those once per batch, then per record exactly what ``send()`` does next: the
+    configured partitioner on the same partition lists, the same record size check
+    (``MessageSizeTooLargeError``), and the append to the producer's own accumulator, which returns
+    the same future. Its sender thread, retries, idempotence sequence numbers and ``acks`` are
+    untouched (the cost per record, measured: docs/performance.md). Its ``batch_end`` wakes the
+    sender thread at once instead of after ``linger_ms``. Other releases get plain ``send()``, and
+    no ``batch_end`` work.
     """
     import kafka
     from kafka.structs import TopicPartition

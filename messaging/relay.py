@@ -90,7 +90,7 @@ _DELIVERY = OutboxDelivery._meta.db_table
 _CLAIMERS = 2  # claims in flight while draining a backlog (see _drain_pipelined)
 # Batches on the wire awaiting their outcome besides the newest. RabbitMQ confirms persistent
 # messages once they reach the disk, so more messages in flight keep its writes batched
-# (bench_relay: 3 batches of 500 -> 4 of 1,000 took relay/raw from 0.78-0.80 to 0.81-0.85).
+# (measured in docs/performance.md).
 _IN_FLIGHT = 4
 _RECORDS_QUEUED = 4  # published batches waiting for the recorder thread before the publisher waits for it
 _EVENT = OutboxDelivery._meta.get_field("event").related_model._meta.db_table
@@ -127,9 +127,8 @@ WITH claimed AS (
     RETURNING d.id, d.attempts, d.event_id
 )
 SELECT leased.id, leased.attempts, e.event_id::text, e.event_type, e.routing_key, e.message_key,
-       -- headers as JSON text, decoded by the relay (C json, ~2 us a row): unpacking them into two
-       -- arrays in SQL (jsonb_each_text) cost the database ~6 us a row, and bench_relay measured the
-       -- relay 3 to 5 percent slower that way on 2 cores, which PostgreSQL and the relay share
+       -- headers as JSON text, decoded by the relay: cheaper for the database, which shares the
+       -- machine with the relay, than unpacking them in SQL (docs/performance.md)
        e.payload::text, e.correlation_id, e.headers::text
 FROM leased JOIN {_EVENT} e ON e.id = leased.event_id
 WHERE e.id = ANY(ARRAY(SELECT event_id FROM leased))
@@ -554,7 +553,7 @@ def _drain_pipelined(drain: DrainResult, publisher: Publisher, batch_size: int |
 
         def record(claim: _Claim, outcome: PublishOutcome, *, released: bool = False) -> None:
             # Queued, not awaited: the publishing thread goes on with the next batch while the
-            # recorder writes this one (waiting here cost bench_relay a tenth of its time).
+            # recorder writes this one.
             recording.append(records.submit(_finish, claim, outcome, released=released))
             while recording and (recording[0].done() or len(recording) > _RECORDS_QUEUED):
                 _add(drain, recording.popleft().result())

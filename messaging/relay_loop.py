@@ -1,20 +1,20 @@
 """The relay loop: each Celery worker drains the outbox as soon as an event commits.
 
 Every commit that writes an event sends a PostgreSQL ``NOTIFY`` on ``OUTBOX_NOTIFY_CHANNEL``
-(``messaging.services.outbox_relay_kick``, run ``on_commit``). This worker-level bootstep runs one
+(issued by ``outbox_event_record``'s own statement and delivered at commit; after a requeue by
+``messaging.services.outbox_relay_kick``, run ``on_commit``). This worker-level bootstep runs one
 thread per destination in the worker's main process; each ``LISTEN``s on that channel with a
 connection of its own and drains its destination when woken, or every
 ``OUTBOX_WORKER_LOOP_SECONDS`` when nothing woke it.
 
-Why not a Celery task per commit: RabbitMQ is both the Celery broker and an outbox destination,
-so during its outage a task kick cannot reach a worker and Kafka delivery would stall too; and at
-50 bookings/s the kicks (one per commit per destination, nearly all finding nothing left to do)
-filled the task queue and made notification tasks wait seconds behind them. A ``NOTIFY`` costs one
-statement, needs no broker and coalesces: a thread woken by many commits drains them all at once.
+Why a ``NOTIFY`` and not a Celery task per commit: RabbitMQ is both the Celery broker and an
+outbox destination, so during its outage a task could not reach a worker and Kafka delivery would
+stall too; and a ``NOTIFY`` costs one statement, queues nothing and coalesces: a thread woken by
+many commits drains them all at once (what the task per commit cost: docs/performance.md).
 Beat's ``outbox_sweep_task`` stays as the safety net (a worker that was down, a lost notify).
 
 Never a second publisher of the same row: claims use ``SKIP LOCKED`` and a lease, so the loops
-of every worker, the sweep and the ``outbox_relay_task`` share the work.
+of every worker and the sweep share the work.
 """
 
 from __future__ import annotations

@@ -128,8 +128,7 @@ def outbox_relay_kick(*, event_ids: list[int]) -> None:
     Each Celery worker's relay loop (``messaging.relay_loop``) ``LISTEN``s on
     ``OUTBOX_NOTIFY_CHANNEL`` and drains every destination within milliseconds of the commit. A
     ``NOTIFY`` needs no Celery broker (RabbitMQ being down delays only RabbitMQ deliveries) and
-    queues no task: a Celery task per commit per destination saturated the worker's queue at 50
-    bookings/s and made side effects wait seconds behind redundant kicks (bench_e2e_latency).
+    queues no task behind which side effects would wait (docs/performance.md).
 
     Never raises: the request that wrote the event has committed and must not fail now. A lost
     kick only delays delivery until the next loop tick or beat sweep (a few seconds).

@@ -1,9 +1,11 @@
-"""Celery tasks of the outbox: relay (kicked on commit), sweep (beat safety net), purge (beat).
+"""Celery tasks of the outbox, both run by beat: sweep (the relay's safety net) and purge.
 
-All three are idempotent and safe to run concurrently or twice: the relay claims rows with
-``SKIP LOCKED`` and a lease (a redelivered task finds nothing left to claim or re-publishes at
-most what a dead worker left unrecorded, which consumers deduplicate); purge deletes only fully
-delivered events. They never retry themselves: the rows they leave behind are the retry state.
+Delivery itself starts on commit, in each worker's relay loop (``messaging.relay_loop``); the
+sweep catches what no loop picked up. Both tasks are idempotent and safe to run concurrently or
+twice: the sweep claims rows with ``SKIP LOCKED`` and a lease (a redelivered task finds nothing
+left to claim or re-publishes at most what a dead worker left unrecorded, which consumers
+deduplicate); purge deletes only fully delivered events. They never retry themselves: the rows
+they leave behind are the retry state.
 """
 
 from __future__ import annotations
@@ -18,23 +20,6 @@ from messaging.relay import outbox_backlog_observe, outbox_relay_drain
 from messaging.services import outbox_purge_delivered
 
 logger = logging.getLogger(__name__)
-
-# A kick only has to cover the burst it belongs to; the sweeper drains any larger backlog.
-KICK_BUDGET_SECONDS = 5.0
-
-
-@shared_task(name="messaging.tasks.outbox_relay_task", ignore_result=True)
-def outbox_relay_task(event_ids: list[int] | None = None, destination: str | None = None) -> None:
-    """Deliver what is due for ``destination`` (all destinations when None), starting now.
-
-    ``event_ids`` are the events whose commit kicked this task; they are logged, not filtered on:
-    the relay claims due heads in id order, so these events go out in this run unless an earlier
-    event of the same booking is still pending.
-    """
-    destinations = [destination] if destination else list(settings.OUTBOX_DESTINATIONS)
-    for name in destinations:
-        result = outbox_relay_drain(destination=name, time_budget_seconds=KICK_BUDGET_SECONDS)
-        logger.debug("outbox kick for %s: %s", event_ids, result, extra={"destination": name})
 
 
 @shared_task(name="messaging.tasks.outbox_sweep_task", ignore_result=True, expires=60)

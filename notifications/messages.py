@@ -32,7 +32,7 @@ def _params(context: dict[str, Any]) -> dict[str, Any]:
 
 
 def _render_payment_email(event_type: str, params: dict[str, Any]) -> RenderedMessage:
-    """The payments app's outcomes (issue 15): paid, payment failed (booking cancelled), refunded."""
+    """The payments app's outcomes: paid, payment failed (booking cancelled), refunded."""
     if event_type == PAYMENT_CAPTURED:
         subject = _("Payment received: %(tour)s") % params
         body = _(

@@ -53,9 +53,15 @@ INSTALLED_APPS = [
     "bookings",
     "notifications",
     "payments",
+    "django_filters",  # the bookings list's filters (and their form in the browsable API)
+    "health_check",  # /health/live and /health/ready (tourapp/ops/health.py)
+    "django_prometheus",
+    "tourapp.ops",  # metrics, worker heartbeat, ops dashboard, system checks
 ]
 
 MIDDLEWARE = [
+    # First and last: the Prometheus middlewares count and time every other middleware too.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "tourapp.correlation.CorrelationIdMiddleware",
     "tourapp.middleware.RejectNulBytesMiddleware",
     "tourapp.middleware.RejectDisallowedHostMiddleware",
@@ -70,8 +76,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Last, as django-axes asks: turns a locked-out login into accounts.lockout.lockout_response (429).
+    # Last of ours, as django-axes asks: turns a locked-out login into accounts.lockout.lockout_response (429).
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "tourapp.urls"
@@ -129,6 +136,10 @@ KAFKA_BOOTSTRAP_SERVERS = env.list("KAFKA_BOOTSTRAP_SERVERS", default=["127.0.0.
 KAFKA_TOPIC = env.str("KAFKA_TOPIC", default="tour_events")
 KAFKA_DLQ_TOPIC = env.str("KAFKA_DLQ_TOPIC", default=f"{KAFKA_TOPIC}.dlq")
 KAFKA_CONSUMER_GROUP = env.str("KAFKA_CONSUMER_GROUP", default="tourapp")
+# Used when the app creates its topics (manage.py kafka_topics_ensure); 3 and 2 on a 3-broker cluster.
+KAFKA_TOPIC_PARTITIONS = env.int("KAFKA_TOPIC_PARTITIONS", default=3)
+KAFKA_REPLICATION_FACTOR = env.int("KAFKA_REPLICATION_FACTOR", default=1)
+KAFKA_MIN_INSYNC_REPLICAS = env.int("KAFKA_MIN_INSYNC_REPLICAS", default=1)
 
 OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=1000)
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=25)
@@ -143,6 +154,15 @@ OUTBOX_WORKER_LOOP_SECONDS = env.float("OUTBOX_WORKER_LOOP_SECONDS", default=2.0
 OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=7)
 # Destinations an event is relayed to; each has its own delivery state.
 OUTBOX_DESTINATIONS = env.list("OUTBOX_DESTINATIONS", default=["rabbitmq", "kafka"])
+# A claimed delivery is invisible to other relays for this long; a relay that dies mid-batch
+# has its rows retried after it (at-least-once). Must exceed the longest publish of one batch.
+OUTBOX_CLAIM_LEASE_SECONDS = env.float("OUTBOX_CLAIM_LEASE_SECONDS", default=60.0)
+# A destination that cannot be reached is paused (no attempts counted) for this long, doubling up to the max.
+OUTBOX_UNAVAILABLE_BACKOFF_SECONDS = env.float("OUTBOX_UNAVAILABLE_BACKOFF_SECONDS", default=2.0)
+OUTBOX_UNAVAILABLE_BACKOFF_MAX_SECONDS = env.float("OUTBOX_UNAVAILABLE_BACKOFF_MAX_SECONDS", default=60.0)
+# One sweep drains a destination until it is empty or this budget is spent.
+OUTBOX_SWEEP_BUDGET_SECONDS = env.float("OUTBOX_SWEEP_BUDGET_SECONDS", default=50.0)
+OUTBOX_PURGE_BATCH_SIZE = env.int("OUTBOX_PURGE_BATCH_SIZE", default=1000)
 
 # Which transport feeds which handler: "rabbitmq", "kafka" or "both".
 EVENT_HANDLER_ROUTES = {
@@ -151,7 +171,8 @@ EVENT_HANDLER_ROUTES = {
     "payments": env.str("PAYMENTS_TRANSPORT", default="rabbitmq"),
 }
 IDEMPOTENCY_TTL_SECONDS = env.int("IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
-# --- consumers (issue 5): limits, retries and batching of the RabbitMQ and Kafka consumers
+
+# Consumers: limits, retries and batching of the RabbitMQ and Kafka consumers.
 # Bodies above this size are dead-lettered unread (a protection, not a business rule).
 EVENTS_MAX_BODY_BYTES = env.int("EVENTS_MAX_BODY_BYTES", default=64 * 1024)
 EVENTS_PREFETCH_COUNT = env.int("EVENTS_PREFETCH_COUNT", default=50)
@@ -164,53 +185,6 @@ KAFKA_HANDLER_MAX_ATTEMPTS = env.int("KAFKA_HANDLER_MAX_ATTEMPTS", default=3)
 # Bound of one attempt to copy poison records to the DLQ topic (retried with backoff until it works).
 KAFKA_DLQ_SEND_TIMEOUT_SECONDS = env.float("KAFKA_DLQ_SEND_TIMEOUT_SECONDS", default=10.0)
 KAFKA_PROGRESS_LOG_SECONDS = env.float("KAFKA_PROGRESS_LOG_SECONDS", default=10.0)
-# --- end consumers
-
-# --- outbox relay (issue 4) ---
-# A claimed delivery is invisible to other relays for this long; a relay that dies mid-batch
-# has its rows retried after it (at-least-once). Must exceed the longest publish of one batch.
-OUTBOX_CLAIM_LEASE_SECONDS = env.float("OUTBOX_CLAIM_LEASE_SECONDS", default=60.0)
-# A destination that cannot be reached is paused (no attempts counted) for this long, doubling up to the max.
-OUTBOX_UNAVAILABLE_BACKOFF_SECONDS = env.float("OUTBOX_UNAVAILABLE_BACKOFF_SECONDS", default=2.0)
-OUTBOX_UNAVAILABLE_BACKOFF_MAX_SECONDS = env.float("OUTBOX_UNAVAILABLE_BACKOFF_MAX_SECONDS", default=60.0)
-# One sweep drains a destination until it is empty or this budget is spent.
-OUTBOX_SWEEP_BUDGET_SECONDS = env.float("OUTBOX_SWEEP_BUDGET_SECONDS", default=50.0)
-OUTBOX_PURGE_BATCH_SIZE = env.int("OUTBOX_PURGE_BATCH_SIZE", default=1000)
-# --- end outbox relay ---
-
-# ------------------------------------------------------------------ Celery
-CELERY_TASK_SERIALIZER = "json"
-CELERY_RESULT_BACKEND = None
-CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
-CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
-CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# Every task has a soft limit (SoftTimeLimitExceeded: the task cleans up) and a hard one (the child
-# is killed); tasks that legitimately run longer get theirs in CELERY_TASK_ANNOTATIONS below.
-CELERY_TASK_SOFT_TIME_LIMIT = env.float("CELERY_TASK_SOFT_TIME_LIMIT", default=60.0)
-CELERY_TASK_TIME_LIMIT = env.float("CELERY_TASK_TIME_LIMIT", default=90.0)
-CELERY_TASK_ANNOTATIONS = {
-    # A sweep drains for up to OUTBOX_SWEEP_BUDGET_SECONDS, then completes its last batches.
-    "messaging.tasks.outbox_sweep_task": {
-        "soft_time_limit": OUTBOX_SWEEP_BUDGET_SECONDS + 30,
-        "time_limit": OUTBOX_SWEEP_BUDGET_SECONDS + 60,
-    },
-    # Purge commits batch by batch: a purge cut short resumes where it stopped.
-    "messaging.tasks.outbox_purge_task": {"soft_time_limit": 300.0, "time_limit": 330.0},
-}
-CELERY_BEAT_SCHEDULE = {
-    "outbox-sweep": {
-        "task": "messaging.tasks.outbox_sweep_task",
-        "schedule": timedelta(seconds=OUTBOX_SWEEP_SECONDS),
-    },
-    "outbox-purge": {
-        "task": "messaging.tasks.outbox_purge_task",
-        "schedule": timedelta(minutes=10),
-    },
-}
 
 # ------------------------------------------------------------------ bookings
 BOOKING_PREMIUM_MULTIPLIER = Decimal(env.str("BOOKING_PREMIUM_MULTIPLIER", default="1.5"))
@@ -222,12 +196,11 @@ BOOKING_THIRD_PARTY_CONTACTS_PER_USER_PER_DAY = env.int("BOOKING_THIRD_PARTY_CON
 BOOKING_THIRD_PARTY_CONTACTS_PER_RECIPIENT_PER_DAY = env.int(
     "BOOKING_THIRD_PARTY_CONTACTS_PER_RECIPIENT_PER_DAY", default=5
 )
-# --- bookings: demo data (manage.py seed_demo) ---
+# Demo data (manage.py seed_demo).
 DEMO_USERNAME = env.str("DEMO_USERNAME", default="demo")
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="demo-password")
 DEMO_ADMIN_USERNAME = env.str("DEMO_ADMIN_USERNAME", default="admin")
 DEMO_ADMIN_PASSWORD = env.str("DEMO_ADMIN_PASSWORD", default="admin-password")
-# --- end bookings: demo data ---
 
 # ------------------------------------------------------------------ notifications
 EMAIL_BACKEND = env.str(
@@ -247,7 +220,7 @@ EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Tourapp <no-reply@tourapp.local>")
 SMS_BACKEND = env.str("SMS_BACKEND", default="notifications.sms.LoggingSmsBackend")
 SMS_TIMEOUT_SECONDS = env.float("SMS_TIMEOUT_SECONDS", default=10.0)
-# --- notifications (issue 5)
+# Retries, the safety-net sweep and batching of notification sends.
 NOTIFICATION_MAX_RETRIES = env.int("NOTIFICATION_MAX_RETRIES", default=5)
 NOTIFICATION_RETRY_BACKOFF_MAX_SECONDS = env.int("NOTIFICATION_RETRY_BACKOFF_MAX_SECONDS", default=300)
 # Pending notifications older than this are re-dispatched by the beat sweep (lost task safety net).
@@ -258,17 +231,8 @@ NOTIFICATION_DISPATCH_CHUNK = env.int("NOTIFICATION_DISPATCH_CHUNK", default=100
 # task (a worker that died between send and record). Must exceed the batch task's hard time limit.
 NOTIFICATION_CLAIM_LEASE_SECONDS = env.float("NOTIFICATION_CLAIM_LEASE_SECONDS", default=300.0)
 NOTIFICATION_BATCH_SOFT_TIME_LIMIT = env.float("NOTIFICATION_BATCH_SOFT_TIME_LIMIT", default=120.0)
-CELERY_TASK_ANNOTATIONS["notifications.tasks.notification_send_batch_task"] = {
-    "soft_time_limit": NOTIFICATION_BATCH_SOFT_TIME_LIMIT,
-    "time_limit": NOTIFICATION_BATCH_SOFT_TIME_LIMIT + 30,
-}
-CELERY_BEAT_SCHEDULE["notifications-sweep"] = {
-    "task": "notifications.tasks.notification_sweep_task",
-    "schedule": timedelta(seconds=60),
-}
-# --- end notifications
 
-# ------------------------------------------------------------------ payments (issue 15)
+# ------------------------------------------------------------------ payments
 # "dummy": the deterministic HTTP dummy gateway (manage.py payments_gateway_dummy), outcome chosen by
 # the booking's payment token (tok_success, tok_decline, tok_timeout, tok_slow).
 PAYMENTS_GATEWAY = env.str("PAYMENTS_GATEWAY", default="dummy")
@@ -280,26 +244,78 @@ PAYMENTS_DUMMY_DB = env.str("PAYMENTS_DUMMY_DB", default=".cache/dummy-gateway.s
 PAYMENTS_MAX_RETRIES = env.int("PAYMENTS_MAX_RETRIES", default=8)
 PAYMENTS_RETRY_BACKOFF_MAX_SECONDS = env.float("PAYMENTS_RETRY_BACKOFF_MAX_SECONDS", default=60.0)
 PAYMENTS_SWEEP_AFTER_SECONDS = env.int("PAYMENTS_SWEEP_AFTER_SECONDS", default=300)
-CELERY_BEAT_SCHEDULE["payments-sweep"] = {
-    "task": "payments.tasks.payments_sweep_task",
-    "schedule": timedelta(seconds=60),
+
+# ------------------------------------------------------------------ Celery
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# Celery's own task queue as a quorum queue on a RabbitMQ cluster ("classic" or "quorum"; Celery
+# then turns off global QoS itself). Changing it needs the old queue deleted first (see runbook).
+CELERY_TASK_DEFAULT_QUEUE_TYPE = env.str("CELERY_TASK_DEFAULT_QUEUE_TYPE", default="classic")
+# Quorum queues cannot hold a task until its countdown: Celery then delays it in RabbitMQ (native
+# delayed delivery), which routes only through topic exchanges; on the default direct exchange a
+# retried task is held in the worker instead, blocking a process slot until its countdown ends.
+CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic" if CELERY_TASK_DEFAULT_QUEUE_TYPE == "quorum" else "direct"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Every task has a soft limit (SoftTimeLimitExceeded: the task cleans up) and a hard one (the child
+# is killed); tasks that legitimately run longer get theirs in CELERY_TASK_ANNOTATIONS below.
+CELERY_TASK_SOFT_TIME_LIMIT = env.float("CELERY_TASK_SOFT_TIME_LIMIT", default=60.0)
+CELERY_TASK_TIME_LIMIT = env.float("CELERY_TASK_TIME_LIMIT", default=90.0)
+CELERY_TASK_ANNOTATIONS = {
+    # A sweep drains for up to OUTBOX_SWEEP_BUDGET_SECONDS, then completes its last batches.
+    "messaging.tasks.outbox_sweep_task": {
+        "soft_time_limit": OUTBOX_SWEEP_BUDGET_SECONDS + 30,
+        "time_limit": OUTBOX_SWEEP_BUDGET_SECONDS + 60,
+    },
+    # Purge commits batch by batch: a purge cut short resumes where it stopped.
+    "messaging.tasks.outbox_purge_task": {"soft_time_limit": 300.0, "time_limit": 330.0},
+    "notifications.tasks.notification_send_batch_task": {
+        "soft_time_limit": NOTIFICATION_BATCH_SOFT_TIME_LIMIT,
+        "time_limit": NOTIFICATION_BATCH_SOFT_TIME_LIMIT + 30,
+    },
 }
-# --- end payments
+CELERY_BEAT_SCHEDULE = {
+    "outbox-sweep": {
+        "task": "messaging.tasks.outbox_sweep_task",
+        "schedule": timedelta(seconds=OUTBOX_SWEEP_SECONDS),
+    },
+    "outbox-purge": {
+        "task": "messaging.tasks.outbox_purge_task",
+        "schedule": timedelta(minutes=10),
+    },
+    "notifications-sweep": {
+        "task": "notifications.tasks.notification_sweep_task",
+        "schedule": timedelta(seconds=60),
+    },
+    "payments-sweep": {
+        "task": "payments.tasks.payments_sweep_task",
+        "schedule": timedelta(seconds=60),
+    },
+}
 
 # ------------------------------------------------------------------ API
 # Largest request body accepted (bytes), chunked or not: larger is a 413 before anything reads it.
 REQUEST_MAX_BODY_BYTES = env.int("REQUEST_MAX_BODY_BYTES", default=256 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BODY_BYTES
+API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=100)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "tourapp.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    # ?page= and ?page_size= (capped at API_MAX_PAGE_SIZE; 0 or negative is a 400): tourapp/pagination.py
+    "DEFAULT_PAGINATION_CLASS": "tourapp.pagination.PageNumberWithSizePagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "tourapp.exceptions.api_exception_handler",
+    # The browsable API shows each view's docstring as paragraphs (tourapp/openapi.py).
+    "VIEW_DESCRIPTION_FUNCTION": "tourapp.openapi.view_description",
     # Bounded reads, UTF-8 only, bounded JSON depth, no duplicate keys (tourapp/parsers.py).
     "DEFAULT_PARSER_CLASSES": [
         "tourapp.parsers.JSONParser",
@@ -405,9 +421,8 @@ LOGGING: dict[str, Any] = {
     },
     "formatters": {
         "json": {"()": "tourapp.logging.JsonFormatter"},
-        "console": {
-            "format": "%(asctime)s %(levelname)-7s %(role)s [%(correlation_id)s] %(name)s: %(message)s",
-        },
+        # Development: one line per record, with extras (event_id, booking_id, ...) as key=value.
+        "console": {"()": "tourapp.logging.ConsoleFormatter"},
     },
     "handlers": {
         "default": {
@@ -423,17 +438,14 @@ LOGGING: dict[str, Any] = {
         "django.db.backends": {"level": "WARNING"},
         # 4xx WARNINGs repeat the access log's line for the request (with no correlation id): errors only.
         "django.request": {"level": "ERROR"},
+        # Django's DEFAULT_LOGGING gives these their own plain handlers in DEBUG: ours only, so no
+        # process prints a line twice or in another format.
+        "django": {"handlers": [], "level": _LOG_LEVEL, "propagate": True},
+        "django.server": {"handlers": [], "level": _LOG_LEVEL, "propagate": True},
     },
 }
 
-# ------------------------------------------------------------------ ops (health, metrics) — owned by ops
-# Appended last on purpose: the Prometheus middlewares must wrap every other middleware.
-INSTALLED_APPS += ["health_check", "django_prometheus", "tourapp.ops"]
-MIDDLEWARE = [
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    *MIDDLEWARE,
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
-]
+# ------------------------------------------------------------------ operations (health, metrics, dashboard)
 # /health/ready goes red when the oldest pending outbox delivery is older than this.
 OUTBOX_HEALTH_MAX_AGE_SECONDS = env.int("OUTBOX_HEALTH_MAX_AGE_SECONDS", default=300)
 # Each Celery worker writes a heartbeat to Redis this often; readiness wants one seen within 3x.
@@ -449,21 +461,3 @@ PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 # /metrics answers clients in these networks, or a request with "Authorization: Bearer <METRICS_TOKEN>".
 METRICS_ALLOWED_CIDRS = env.list("METRICS_ALLOWED_CIDRS", default=["127.0.0.0/8", "::1/128"])
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-# Kafka topic settings used when the app creates topics (scale-out: 3 and 2 on a 3-broker cluster).
-KAFKA_TOPIC_PARTITIONS = env.int("KAFKA_TOPIC_PARTITIONS", default=3)
-KAFKA_REPLICATION_FACTOR = env.int("KAFKA_REPLICATION_FACTOR", default=1)
-KAFKA_MIN_INSYNC_REPLICAS = env.int("KAFKA_MIN_INSYNC_REPLICAS", default=1)
-# Celery's own task queue as a quorum queue on a RabbitMQ cluster ("classic" or "quorum"; Celery
-# then turns off global QoS itself). Changing it needs the old queue deleted first (see runbook).
-CELERY_TASK_DEFAULT_QUEUE_TYPE = env.str("CELERY_TASK_DEFAULT_QUEUE_TYPE", default="classic")
-# Quorum queues cannot hold a task until its countdown: Celery then delays it in RabbitMQ (native
-# delayed delivery), which routes only through topic exchanges; on the default direct exchange a
-# retried task is held in the worker instead, blocking a process slot until its countdown ends.
-CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic" if CELERY_TASK_DEFAULT_QUEUE_TYPE == "quorum" else "direct"
-# Development console lines also show extras (event_id, booking_id, ...) as key=value.
-LOGGING["formatters"]["console"] = {"()": "tourapp.logging.ConsoleFormatter"}
-# Django's DEFAULT_LOGGING gives "django" and "django.server" their own plain handlers in DEBUG:
-# send them through ours only, so no process prints a line twice or in another format.
-LOGGING["loggers"]["django"] = {"handlers": [], "level": _LOG_LEVEL, "propagate": True}
-LOGGING["loggers"]["django.server"] = {"handlers": [], "level": _LOG_LEVEL, "propagate": True}
-# ------------------------------------------------------------------ end ops

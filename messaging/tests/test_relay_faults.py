@@ -74,7 +74,7 @@ def _all_delivered(destination: str) -> bool:
 
 @pytest.fixture
 def no_kick(monkeypatch):
-    """The post-commit Celery kick is not under test here; the relay loop stands in for the worker."""
+    """The post-commit kick (a NOTIFY) is not under test here; the relay loop stands in for the worker."""
     monkeypatch.setattr("messaging.services.outbox_relay_kick", lambda **_kwargs: None)
 
 

@@ -28,11 +28,10 @@ logconfig_dict = {
 }
 accesslog = "-"
 # Sync workers (gunicorn's default, set on purpose): a process serves one request at a time, so
-# requests never queue for one interpreter lock. bench/bench_bookings_http.py on 2 cores, 8 clients:
-# 3 sync workers book as fast as 3 gthread workers x 4 threads, with p99 36-46 ms against 57-127 ms.
-# A gthread worker also keeps every keep-alive connection it accepts: under load one process ended
-# up serving all of them while the others idled. Put a buffering proxy (nginx) in front, as gunicorn
-# advises for sync workers, so slow clients never hold a worker. Scale with WEB_CONCURRENCY.
+# requests never queue for one interpreter lock, and no worker hoards keep-alive connections as a
+# gthread worker does (measured against gthread: docs/performance.md). Put a buffering proxy
+# (nginx) in front, as gunicorn advises for sync workers, so slow clients never hold a worker.
+# Scale with WEB_CONCURRENCY.
 worker_class = "sync"
 # Long requests are a bug here (the API never waits for brokers); keep the default-ish timeout.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
