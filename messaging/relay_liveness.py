@@ -58,6 +58,16 @@ _guard = threading.Lock()
 _state: _Liveness | None = None
 
 
+def _reset_guard_in_child() -> None:
+    # A fork (Celery's prefork pool) while a relay thread held the guard would leave the child's copy
+    # locked forever: the child starts with a fresh one (its state is rebuilt for its own pid anyway).
+    global _guard
+    _guard = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_guard_in_child)
+
+
 def relay_token() -> int:
     """This process's relay token, with its advisory lock held (taken again after a lost connection)."""
     global _state

@@ -146,3 +146,36 @@ def test_relay_token_is_held_while_the_process_lives_and_released_on_request():
     assert token not in _live_tokens()
     assert relay_token() != token
     relay_liveness_release()
+
+
+def test_a_process_forked_while_a_relay_thread_holds_the_guard_can_still_take_a_token():
+    # given a relay thread in the middle of relay_token() (the guard held) when the process forks,
+    # as Celery's prefork pool does when it replaces a child
+    from messaging import relay_liveness
+
+    relay_liveness._guard.acquire()
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: takes its own token, or is stuck on the copied guard
+            try:
+                relay_token()
+                relay_liveness_release()
+                os._exit(0)
+            except BaseException:
+                os._exit(2)
+    finally:
+        relay_liveness._guard.release()
+
+    # then the child gets its token and exits within seconds
+    deadline = time.monotonic() + 20
+    exit_code = None
+    while exit_code is None and time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            exit_code = os.waitstatus_to_exitcode(status)
+        else:
+            time.sleep(0.05)
+    if exit_code is None:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    assert exit_code == 0, "the forked child deadlocked on the relay liveness guard"
