@@ -98,12 +98,13 @@ def _proc_cpu_seconds(pid_dir: Path, ticks: int) -> tuple[int, int, str, float] 
     return int(pid_dir.name), int(fields[2]), command, (int(fields[11]) + int(fields[12])) / ticks
 
 
-def _cpu_by_process(system: Any) -> dict[str, float]:
-    """CPU seconds used so far by each harness role (its process group) and by each service."""
+def _cpu_by_process(system: Any) -> dict[tuple[str, int], float]:
+    """CPU seconds used so far by every process of a harness role (its process group) or a service,
+    keyed by (role, pid): PostgreSQL backends and pool children come and go, so steps compare pid by pid."""
     ticks = os.sysconf("SC_CLK_TCK")
     leaders = {proc.pid: name for name, proc in system.processes.items() if proc.pid}
     worker_pid = system.processes["worker"].pid
-    used: dict[str, float] = dict.fromkeys([*system.processes, "worker_main_process", *SERVICE_COMMANDS.values()], 0.0)
+    used: dict[tuple[str, int], float] = {}
     for pid_dir in Path("/proc").glob("[0-9]*"):
         entry = _proc_cpu_seconds(pid_dir, ticks)
         if entry is None:
@@ -111,18 +112,25 @@ def _cpu_by_process(system: Any) -> dict[str, float]:
         pid, group, command, seconds = entry
         role = leaders.get(group)
         if role is not None:
-            used[role] += seconds
+            used[(role, pid)] = seconds
             if pid == worker_pid:
-                used["worker_main_process"] += seconds
+                used[("worker_main_process", pid)] = seconds
         elif command in SERVICE_COMMANDS:
-            used[SERVICE_COMMANDS[command]] += seconds
+            used[(SERVICE_COMMANDS[command], pid)] = seconds
     times = os.times()
-    used["bench_client"] = times.user + times.system
+    used[("bench_client", os.getpid())] = times.user + times.system
     return used
 
 
-def _cpu_ms_per_booking(before: dict[str, float], after: dict[str, float], bookings: int) -> dict[str, Any]:
-    per = {k: round((after[k] - before.get(k, 0.0)) * 1000 / max(bookings, 1), 2) for k in after}
+def _cpu_ms_per_booking(
+    before: dict[tuple[str, int], float], after: dict[tuple[str, int], float], bookings: int
+) -> dict[str, Any]:
+    """Per role, the CPU its processes used between the snapshots (a process that ended in between
+    is not counted: short-lived, it is small), in milliseconds per booking."""
+    per: dict[str, float] = {}
+    for (role, pid), seconds in after.items():
+        per[role] = per.get(role, 0.0) + seconds - before.get((role, pid), 0.0)
+    per = {role: round(value * 1000 / max(bookings, 1), 2) for role, value in per.items()}
     app_and_services = sum(v for k, v in per.items() if k not in ("worker_main_process", "bench_client"))
     return {"per_process": per, "total_without_bench_client": round(app_and_services, 2)}
 
