@@ -8,9 +8,11 @@ send, record. The claim is one conditional UPDATE (``pending`` -> ``sending``, o
 row whose lease of ``NOTIFICATION_CLAIM_LEASE_SECONDS`` expired), so of two copies of a task only
 one sends; a ``sent`` row is never claimed again. The send runs in autocommit, bounded by
 ``EMAIL_TIMEOUT`` / ``SMS_TIMEOUT_SECONDS``. The outcome is recorded by a second conditional
-UPDATE. The external send itself is at-least-once: a worker that dies (or loses the database)
-between the provider's answer and the record leaves the row ``sending``; once the lease expires
-the beat sweep re-dispatches it and the message goes out again. That is the only window.
+UPDATE. Both UPDATEs survive a lost database connection (a restarted server, a terminated
+backend): they run again on a new one (``tourapp.db.retry_on_connection_loss``). The external
+send itself is at-least-once: a worker that dies, or finds the database gone for longer than those
+retries, between the provider's answer and the record leaves the row ``sending``; once the lease
+expires the beat sweep re-dispatches it and the message goes out again. That is the only window.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import logging
 import smtplib
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import cache
 from typing import Any, Literal
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from messaging.envelope import Event
@@ -34,7 +37,7 @@ from notifications.messages import render_email, render_sms, render_summary
 from notifications.models import Notification, NotificationPreference
 from notifications.sms import TransientSmsError, sms_backend
 from tourapp.correlation import correlation_scope, get_correlation_id
-from tourapp.db import server_side_cursor
+from tourapp.db import instance_from_row, retry_on_connection_loss, select_columns, server_side_cursor
 from tourapp.metrics import END_TO_END_LATENCY
 from tourapp.pii import mask_email, mask_phone
 
@@ -183,19 +186,40 @@ def notification_send(*, notification_id: int, final_attempt: bool) -> SendOutco
     return outcome
 
 
+@cache
+def _claim_statement() -> tuple[str, list[str]]:
+    columns, attnames = select_columns(Notification, "n")
+    table = connection.ops.quote_name(Notification._meta.db_table)
+    sql = f"""
+    UPDATE {table} AS n
+    SET status = %(sending)s, claimed_at = %(now)s, attempts = n.attempts + 1, updated_at = %(now)s
+    WHERE n.id = %(id)s AND (n.status = %(pending)s OR (n.status = %(sending)s AND n.claimed_at < %(expired)s))
+    RETURNING {columns}
+    """  # noqa: S608 - names from model meta, values are parameters
+    return sql, attnames
+
+
 def _claim(notification_id: int) -> Notification | None:
-    """Take the send lease with one conditional UPDATE (its own short transaction); count the attempt."""
-    now = timezone.now()
-    lease_expired = now - timedelta(seconds=settings.NOTIFICATION_CLAIM_LEASE_SECONDS)
-    claimable = Q(status=Notification.Status.PENDING) | Q(
-        status=Notification.Status.SENDING, claimed_at__lt=lease_expired
-    )
-    claimed = Notification.objects.filter(claimable, pk=notification_id).update(
-        status=Notification.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1, updated_at=now
-    )
-    if not claimed:
-        return None
-    return Notification.objects.get(pk=notification_id)
+    """Take the send lease and count the attempt: one conditional ``UPDATE .. RETURNING`` in
+    autocommit, so a connection lost under it either claimed the row and returned it, or left it
+    unclaimed (then it is tried again on a new connection); never a claim without its row."""
+    sql, attnames = _claim_statement()
+
+    def claim() -> Notification | None:
+        now = timezone.now()
+        params = {
+            "id": notification_id,
+            "now": now,
+            "expired": now - timedelta(seconds=settings.NOTIFICATION_CLAIM_LEASE_SECONDS),
+            "pending": Notification.Status.PENDING,
+            "sending": Notification.Status.SENDING,
+        }
+        with server_side_cursor() as cursor:
+            cursor.execute(sql, params, prepare=True)
+            row = cursor.fetchone()
+        return None if row is None else instance_from_row(Notification, attnames, row)
+
+    return retry_on_connection_loss(claim, what=f"claiming notification {notification_id}")
 
 
 def _send_claimed(notification: Notification, *, final_attempt: bool) -> SendOutcome:
@@ -222,13 +246,18 @@ def _record_sent(notification: Notification) -> SendOutcome:
         context=notification.context,
         language=notification.language,
     )
-    Notification.objects.filter(pk=notification.pk).exclude(status=Notification.Status.SENT).update(
-        status=Notification.Status.SENT,
-        sent_at=notification.sent_at,
-        last_error="",
-        summary=notification.summary,
-        claimed_at=None,
-        updated_at=notification.sent_at,
+    retry_on_connection_loss(
+        lambda: Notification.objects.filter(pk=notification.pk)
+        .exclude(status=Notification.Status.SENT)
+        .update(
+            status=Notification.Status.SENT,
+            sent_at=notification.sent_at,
+            last_error="",
+            summary=notification.summary,
+            claimed_at=None,
+            updated_at=notification.sent_at,
+        ),
+        what=f"recording notification {notification.pk} as sent",
     )
     logger.info(notification.summary, extra={"notification_id": notification.pk})
     return "sent"
@@ -238,9 +267,12 @@ def _record_unsent(notification: Notification, *, outcome: SendOutcome, error: s
     """Record a failure, only while the claim is still ours (a task whose lease expired and was
     re-claimed leaves the row to the newer claim); ``skipped`` when it was not."""
     status = Notification.Status.PENDING if outcome == "retry" else Notification.Status.FAILED
-    recorded = Notification.objects.filter(
-        pk=notification.pk, status=Notification.Status.SENDING, claimed_at=notification.claimed_at
-    ).update(status=status, last_error=error, claimed_at=None, updated_at=timezone.now())
+    recorded = retry_on_connection_loss(
+        lambda: Notification.objects.filter(
+            pk=notification.pk, status=Notification.Status.SENDING, claimed_at=notification.claimed_at
+        ).update(status=status, last_error=error, claimed_at=None, updated_at=timezone.now()),
+        what=f"recording notification {notification.pk} as unsent",
+    )
     logger.warning(
         "%s notification %s to %s: %s",
         "retrying" if outcome == "retry" else "giving up on",

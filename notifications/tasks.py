@@ -8,6 +8,7 @@ Time limits: every task has Celery's soft and hard limits (``CELERY_TASK_SOFT_TI
 ``CELERY_TASK_TIME_LIMIT``, the batch task its own in ``CELERY_TASK_ANNOTATIONS``). Each send is
 bounded by the backend's timeout first; the soft limit is the backstop: the notification being
 sent goes back to ``pending`` and is retried, and a batch hands the rest to single-send tasks.
+A database that stays unreachable through the service's reconnects is handled the same way.
 """
 
 from __future__ import annotations
@@ -21,8 +22,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from notifications.services import notification_send, notifications_sweep
+from tourapp.db import CONNECTION_ERRORS
 
 logger = logging.getLogger(__name__)
+
+
+# What ends a batch early and hands its rest to single sends (each retried with its own backoff).
+BATCH_STOPPERS: tuple[type[BaseException], ...] = (SoftTimeLimitExceeded, *CONNECTION_ERRORS)
 
 
 def retry_countdown(retries: int) -> float:
@@ -37,6 +43,10 @@ def notification_send_task(self: Task, notification_id: int) -> str:
         outcome = notification_send(notification_id=notification_id, final_attempt=self.request.retries >= max_retries)
     except SoftTimeLimitExceeded:
         outcome = "retry"  # the service gave the row back to pending
+    except CONNECTION_ERRORS as exc:
+        # the database stayed away through the service's own retries: try again later
+        logger.warning("notification %s: database unavailable (%s); retrying", notification_id, exc)
+        outcome = "retry"
     if outcome == "retry":
         raise self.retry(countdown=retry_countdown(self.request.retries), max_retries=max_retries)
     return outcome
@@ -54,9 +64,10 @@ def notification_send_batch_task(notification_ids: list[int]) -> dict[str, int]:
     for position, notification_id in enumerate(notification_ids):
         try:
             outcome = notification_send(notification_id=notification_id, final_attempt=False)
-        except SoftTimeLimitExceeded:
+        except BATCH_STOPPERS as exc:
             rest = notification_ids[position:]
-            logger.warning("notification batch out of time; %d notification(s) handed to single sends", len(rest))
+            reason = "out of time" if isinstance(exc, SoftTimeLimitExceeded) else f"database unavailable ({exc})"
+            logger.warning("notification batch %s; %d notification(s) handed to single sends", reason, len(rest))
             for pending_id in rest:
                 notification_send_task.apply_async(args=(pending_id,), countdown=retry_countdown(0))
             outcomes["retry"] = outcomes.get("retry", 0) + len(rest)

@@ -12,13 +12,23 @@ in Python (``DATABASE_PREPARED_STATEMENTS``). Behind PgBouncer, use version 1.21
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import psycopg
-from django.db import connection, models
+from django.db import InterfaceError, OperationalError, connection, models
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+M = TypeVar("M", bound=models.Model)
+
+# What a lost or refused database connection raises (a restarted server, a terminated backend).
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
 
 
 @contextmanager
@@ -39,6 +49,21 @@ def select_columns(model: type[models.Model], alias: str) -> tuple[str, list[str
     fields = model._meta.concrete_fields
     columns = ", ".join(f"{alias}.{connection.ops.quote_name(str(field.column))}" for field in fields)
     return columns, [field.attname for field in fields]
+
+
+def instance_from_row(model: type[M], attnames: list[str], row: tuple[Any, ...]) -> M:
+    """The instance a raw ``SELECT``/``RETURNING`` of ``select_columns`` returned, each value
+    through its field's converters as the ORM does (a ``JSONField`` arrives as text)."""
+    values = list(row)
+    for position, (field, converters) in enumerate(_converters(model)):
+        for convert in converters:
+            values[position] = convert(values[position], field, connection)
+    return model.from_db(connection.alias, attnames, values)
+
+
+@cache
+def _converters(model: type[models.Model]) -> list[tuple[models.Field, list[Callable[..., Any]]]]:
+    return [(field, field.get_db_converters(connection)) for field in model._meta.concrete_fields]
 
 
 @cache
@@ -99,3 +124,25 @@ def row_insert(row: RowInsert) -> None:
     with server_side_cursor() as cursor:
         cursor.execute(row.sql, row.params, prepare=True)
     row.mark_inserted()
+
+
+def retry_on_connection_loss(write: Callable[[], T], *, what: str, attempts: int = 3, pause: float = 0.5) -> T:
+    """Run an idempotent autocommit write; when the database connection is lost under it, close
+    the connection and run it again on a fresh one (up to ``attempts`` times, pausing ``pause``,
+    then twice that...), then let the error out.
+
+    For the short conditional UPDATEs that record what a task did outside any transaction (a sent
+    notification): without it, a backend terminated between the external call and the record
+    leaves the row claimed until its lease expires. Inside a transaction there is nothing to
+    retry: the transaction is gone, so the error goes to the caller at once.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return write()
+        except CONNECTION_ERRORS as exc:
+            if connection.in_atomic_block or attempt == attempts:
+                raise
+            logger.warning("database connection lost while %s (%s); retrying on a new connection", what, exc)
+            connection.close()
+            time.sleep(pause * attempt)
+    raise AssertionError("unreachable")  # the loop returns or raises

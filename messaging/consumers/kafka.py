@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.db import close_old_connections, connection
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaConfigurationError, KafkaError, NoBrokersAvailable
 from kafka.structs import OffsetAndMetadata
@@ -44,11 +44,10 @@ from messaging.inbox import InboxResult, inbox_process
 from messaging.publishers import is_producer_closed, kafka_producer_config
 from messaging.registry import TRANSPORT_KAFKA, Handler, handler_get, handlers_for_transport
 from tourapp.correlation import correlation_scope
+from tourapp.db import CONNECTION_ERRORS
 from tourapp.metrics import KAFKA_CONSUMER_LAG
 
 logger = logging.getLogger(__name__)
-
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
 
 
 @dataclass
@@ -321,7 +320,7 @@ class KafkaEventConsumer:
             except _StopRequested:
                 logger.warning("stopped before the batch was dead-lettered; its offsets stay uncommitted")
                 return
-            except TRANSIENT_ERRORS:
+            except CONNECTION_ERRORS:
                 logger.warning("database unavailable; retrying the batch in %.1fs", backoff, exc_info=True)
                 connection.close()
                 if self._stopping:
@@ -368,7 +367,7 @@ class KafkaEventConsumer:
             self.stats.duplicates += len(result.duplicates)
             _log_outcomes(handler, result)
             return []
-        except TRANSIENT_ERRORS:
+        except CONNECTION_ERRORS:
             raise
         except Exception:
             logger.warning("batch of %d failed for %s; retrying record by record", len(mine), handler.name)
@@ -386,7 +385,7 @@ class KafkaEventConsumer:
             for attempt in range(settings.KAFKA_HANDLER_MAX_ATTEMPTS):
                 try:
                     result = inbox_process(handler=handler, events=[event], transport=TRANSPORT_KAFKA)
-                except TRANSIENT_ERRORS:
+                except CONNECTION_ERRORS:
                     raise
                 except Exception as exc:
                     error = f"{type(exc).__name__}: {exc}"

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
+import psycopg
 import pytest
 from django.core import mail
 from django.db import connection, connections
@@ -329,3 +330,36 @@ def test_the_sweep_redispatches_sends_whose_lease_expired(settings, monkeypatch)
     # then
     assert count == 1
     assert [row[0] for row in dispatched] == [expired.pk]
+
+
+class BackendTerminatingSms:
+    """Terminates the sender's own database backend while the provider is being called, as a
+    PostgreSQL restart or ``pg_terminate_backend`` would between the claim and the record."""
+
+    sent: list[str] = []
+
+    def __init__(self) -> None:
+        self.timeout = 0.5
+
+    def send(self, *, to: str, text: str) -> None:
+        pid = connection.connection.info.backend_pid
+        with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+        BackendTerminatingSms.sent.append(to)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_connection_lost_during_the_send_still_records_it_sent_once(settings) -> None:
+    # given: a notification, and a provider call during which the worker's backend is terminated
+    settings.SMS_BACKEND = f"{__name__}.BackendTerminatingSms"
+    BackendTerminatingSms.sent = []
+    sms = _notification(channel=Notification.Channel.SMS, recipient="+33612345678", recipient_masked="+33*******78")
+    # when
+    outcome = notification_send(notification_id=sms.pk, final_attempt=False)
+    # then: the record went through on a new connection; the row is not left "sending" for a lease
+    assert outcome == "sent"
+    sms.refresh_from_db()
+    assert (sms.status, sms.claimed_at, sms.attempts) == ("sent", None, 1)
+    assert BackendTerminatingSms.sent == ["+33612345678"]
+    assert notification_send(notification_id=sms.pk, final_attempt=False) == "skipped"
+    assert BackendTerminatingSms.sent == ["+33612345678"]
