@@ -26,4 +26,4 @@ RUN python manage.py collectstatic --noinput -v0 && chown -R tourapp:tourapp /ap
 
 USER tourapp
 EXPOSE 8000
-CMD ["gunicorn", "tourapp.wsgi", "-c", "tourapp/ops/gunicorn.conf.py", "--bind", "0.0.0.0:8000"]
+CMD ["gunicorn", "tourapp.wsgi", "-c", "tourapp/gunicorn.conf.py", "--bind", "0.0.0.0:8000"]

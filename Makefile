@@ -45,7 +45,7 @@ run: seed
 lint: venv
 	@.venv/bin/ruff check .
 	@.venv/bin/ruff format --check .
-	@.venv/bin/mypy tourapp accounts messaging bookings availability notifications payments
+	@.venv/bin/mypy tourapp accounts messaging bookings availability notifications payments ops
 
 format: venv
 	@.venv/bin/ruff check --fix .

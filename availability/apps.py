@@ -5,7 +5,4 @@ class AvailabilityConfig(AppConfig):
     name = "availability"
     default_auto_field = "django.db.models.BigAutoField"
 
-    def ready(self) -> None:
-        from availability import handlers
-
-        handlers.register()
+    # Its event handler is registered by bookings (availability.handlers), which owns the events.

@@ -1,6 +1,7 @@
 """The availability read model: seats booked per departure, built only from events.
 
-``tour.booked`` adds the booking's seats, ``tour.cancelled`` removes them. A departure's row is
+``tour.booked`` adds the booking's seats, ``tour.cancelled`` removes them (the event types are
+bookings', which names them in :func:`seat_events_register`). A departure's row is
 created the first time one of its events is applied, with ``capacity`` (and ``tour_id``) read
 from the ``availability.Departure`` row at that moment; capacity changes made later are not
 followed until the next rebuild. Idempotency comes from the inbox (``messaging.inbox``): these
@@ -22,7 +23,8 @@ row, or find that the replay already applied them. ``updated_at`` is set by ever
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from django.db import transaction
 from django.db.models import F
@@ -30,11 +32,35 @@ from django.utils import timezone
 
 from availability.models import Departure, DepartureAvailability
 from messaging.envelope import Event
-from messaging.events import TOUR_BOOKED, TOUR_CANCELLED
 from messaging.inbox import inbox_forget_cache
 from messaging.models import ProcessedMessage
 
 HANDLER_NAME = "availability"
+
+
+class SeatsPayload(Protocol):
+    """What the read model reads from an event's payload (a booking event's, structurally)."""
+
+    @property
+    def departure_id(self) -> int | None: ...
+
+    @property
+    def seats(self) -> int | None: ...
+
+
+# Event type -> +1 (adds the event's seats) or -1 (removes them); see seat_events_register.
+_seat_signs: dict[str, int] = {}
+
+
+def seat_events_register(*, added_by: Iterable[str], removed_by: Iterable[str]) -> list[str]:
+    """Name the event types that add / remove seats; returns them all (the handler's event types).
+
+    availability sits below bookings (bookings reserves seats through it) and cannot import its
+    events, so bookings names them from its ``AppConfig.ready``.
+    """
+    _seat_signs.update({event_type: 1 for event_type in added_by})
+    _seat_signs.update({event_type: -1 for event_type in removed_by})
+    return sorted(_seat_signs)
 
 
 class UnknownDeparture(Exception):
@@ -45,18 +71,18 @@ class ReadModelRowVanished(Exception):
     """A departure's row was deleted under the batch (a concurrent reset): roll back and retry."""
 
 
-def departure_availability_apply(*, events: Sequence[Event]) -> None:
+def departure_availability_apply(*, events: Sequence[Event[SeatsPayload]]) -> None:
     """Add / remove seats per departure for ``events`` (inside the caller's transaction).
 
     Rows are updated in primary-key order, so concurrent consumers never deadlock.
     """
     deltas: dict[int, int] = defaultdict(int)
     for event in events:
-        assert event.departure_id is not None and event.seats is not None  # required_fields guarantee it
-        if event.event_type == TOUR_BOOKED:
-            deltas[event.departure_id] += event.seats
-        elif event.event_type == TOUR_CANCELLED:
-            deltas[event.departure_id] -= event.seats
+        departure_id, seats = event.payload.departure_id, event.payload.seats
+        assert departure_id is not None and seats is not None  # required_fields guarantee it
+        sign = _seat_signs.get(event.event_type)
+        if sign is not None:
+            deltas[departure_id] += sign * seats
     if not deltas:
         return
     existing = set(DepartureAvailability.objects.filter(pk__in=deltas).values_list("pk", flat=True))

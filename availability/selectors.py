@@ -1,37 +1,12 @@
-"""Reads of tours and departures, and THE locking queryset for departures.
-
-Lock order (every writer follows it, so two transactions never wait on each other in a cycle):
-
-1. departure rows, via ``departure_lock_for_update``, ordered by primary key (a new booking
-   locks its one departure with ``bookings.selectors.departure_lock_for_booking``, the same
-   ``FOR UPDATE OF`` the departure row, hand-written for speed);
-2. then booking rows (``bookings.selectors.booking_lock_for_update``).
-
-No other code locks ``Departure`` rows.
-"""
+"""Reads of tours and departures. The departure lock is a write-path query: ``availability.queries.departure_lock``."""
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from availability.models import Departure, Tour
 from tourapp.exceptions import NotFound
-
-
-def departure_lock_for_update(*, departure_ids: Iterable[int]) -> QuerySet[Departure]:
-    """Departures locked ``FOR UPDATE`` (only the departure rows, not their tour), ordered by pk.
-
-    Must be evaluated inside ``transaction.atomic()``; the tour is joined for the event payload.
-    """
-    return (
-        Departure.objects.select_for_update(of=("self",))
-        .select_related("tour")
-        .filter(pk__in=list(departure_ids))
-        .order_by("pk")
-    )
 
 
 def _upcoming_departures() -> Prefetch:

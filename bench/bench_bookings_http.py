@@ -8,10 +8,10 @@ What it does
   as in real traffic: one departure's row lock serialises its own bookings by design), 50,000
   earlier bookings by 2,000 other customers, then ``ANALYZE`` (statistics of a database with a past);
 - starts two gunicorn servers on loopback, both running the real ``POST /api/bookings/`` code
-  with production's worker model (3 sync workers, as ``tourapp/ops/gunicorn.conf.py``):
+  with production's worker model (3 sync workers, as ``tourapp/gunicorn.conf.py``):
   **with_outbox** (``tourapp.wsgi``) and **without_outbox** (the factory ``bench_app`` below
-  replaces ``bookings.services.outbox_event_record`` in that process by the insert of the booking
-  row alone, which that statement carries);
+  replaces, in that process, the booking's outbox event by nothing and its statement
+  ``bookings.queries.booking_insert_with_event`` by the insert of the booking row alone);
 - fires bookings from ``BENCH_THREADS`` (8) concurrent clients, alternating the servers in short
   rounds so machine noise hits them alike. The load generator is ``wrk`` (C, one event-loop
   thread, script ``bench/wrk/bookings.lua``) when installed (``scripts/services bench-tools``,
@@ -54,7 +54,7 @@ ROUND_SECONDS = float(os.environ.get("BENCH_ROUND_SECONDS", "6"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 WARMUP_SECONDS = 2.0
 GUNICORN_WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", "3"))
-# As in production (tourapp/ops/gunicorn.conf.py): sync workers, WEB_CONCURRENCY (3) of them.
+# As in production (tourapp/gunicorn.conf.py): sync workers, WEB_CONCURRENCY (3) of them.
 GUNICORN_CLASS = os.environ.get("BENCH_GUNICORN_CLASS", "sync")
 GUNICORN_THREADS = int(os.environ.get("BENCH_GUNICORN_THREADS", "1" if GUNICORN_CLASS == "sync" else "4"))
 DEPARTURES = 64
@@ -65,8 +65,8 @@ HISTORY_BOOKINGS = 50_000
 def bench_app(variant: str) -> Any:
     """gunicorn app factory for the BENCHMARK-ONLY variants (never used by the application).
 
-    ``without_outbox``: ``bookings.services.outbox_event_record`` replaced by the insert of the
-    booking row alone (the row its statement carries): no outbox rows, no relay kick.
+    ``without_outbox``: the booking's event is not built, and ``bookings.queries.booking_insert_with_event``
+    is replaced by the insert of the booking row alone: no outbox rows, no relay kick.
     """
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tourapp.settings")
     from django.core.wsgi import get_wsgi_application
@@ -76,17 +76,23 @@ def bench_app(variant: str) -> Any:
         from types import SimpleNamespace
 
         import bookings.services
-        from tourapp.db import RowInsert, row_insert
+        from bookings.models import Booking
+        from bookings.queries import BOOKING_PARAM_PREFIX
+        from tourapp.db import mark_in_database, model_insert_sql, prepared_cursor
 
-        # The service logs the recorded event's id: hand it a stand-in with one.
-        no_event = SimpleNamespace(event_id="-")
+        # The service logs the recorded event's type and id: hand it a stand-in with them.
+        no_event = SimpleNamespace(event_type="-", event_id="-")
 
-        def without_outbox(*, along_with: RowInsert | None = None, **kwargs: Any) -> Any:
-            if along_with is not None:  # the booking row the outbox statement would have carried
-                row_insert(along_with)
+        def without_event(**kwargs: Any) -> Any:
             return no_event
 
-        bookings.services.outbox_event_record = without_outbox  # type: ignore[assignment]  # bench only
+        def booking_insert_alone(*, booking: Any, values: dict[str, Any], event: Any) -> None:
+            with prepared_cursor() as cursor:
+                cursor.execute(model_insert_sql(Booking, param_prefix=BOOKING_PARAM_PREFIX), values, prepare=True)
+            mark_in_database(booking)
+
+        bookings.services._booking_event = without_event  # type: ignore[assignment]  # bench only
+        bookings.services.booking_insert_with_event = booking_insert_alone  # type: ignore[assignment]  # bench only
     else:
         raise ValueError(f"unknown bench variant {variant!r}")
     return application

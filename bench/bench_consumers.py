@@ -81,12 +81,12 @@ def _payloads(count: int, departure_id: int, tour_id: int) -> list[dict]:
 
 def bench_kafka(count: int, departure_id: int, tour_id: int) -> dict:
     from django.conf import settings
-    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-    from kafka.admin import NewTopic
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from tests.support.kafka import kafka_topics_create, kafka_topics_delete
 
     topic = settings.KAFKA_TOPIC
-    admin = KafkaAdminClient(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS)
-    admin.create_topics([NewTopic(topic, 3, 1), NewTopic(settings.KAFKA_DLQ_TOPIC, 1, 1)])
+    kafka_topics_create(topic, dlq_topic=settings.KAFKA_DLQ_TOPIC)
     try:
         producer = KafkaProducer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, acks="all", linger_ms=5)
         for payload in _payloads(count, departure_id, tour_id):
@@ -128,8 +128,7 @@ def bench_kafka(count: int, departure_id: int, tour_id: int) -> dict:
 
         paths = {name: _kafka_path(count, name) for name in ("availability", "notifications")}
     finally:
-        admin.delete_topics([topic, settings.KAFKA_DLQ_TOPIC])
-        admin.close()
+        kafka_topics_delete(topic, settings.KAFKA_DLQ_TOPIC)
     raw_rate = count / raw_seconds
     result: dict = {"events": count, "raw_events_per_s": round(raw_rate)}
     for name, (records, applied, batches, seconds) in paths.items():
@@ -172,7 +171,8 @@ def bench_rabbitmq(count: int, departure_id: int, tour_id: int) -> dict:
     from kombu import Consumer, Producer, Queue
 
     from messaging.amqp import events_connection, events_exchange
-    from messaging.consumers.rabbitmq import queue_name_for, rabbitmq_consume, rabbitmq_topology_setup
+    from messaging.consumers.rabbitmq_topology import queue_name_for, rabbitmq_topology_setup
+    from messaging.consumers.rabbitmq_worker import rabbitmq_consume
 
     rabbitmq_topology_setup(handler_names=["notifications"])
     raw_queue = Queue(f"bench.{RUN}.raw", exchange=events_exchange(), routing_key="tour.booked.*", durable=False)

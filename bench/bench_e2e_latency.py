@@ -151,7 +151,7 @@ def _cleanup_brokers(system: Any) -> None:
     from django.conf import settings
     from kombu import Connection
 
-    from messaging.consumers.rabbitmq import handler_queues
+    from messaging.consumers.rabbitmq_topology import handler_queues
     from messaging.registry import TRANSPORT_RABBITMQ, handlers_for_transport
 
     with contextlib.suppress(Exception), Connection(settings.EVENTS_AMQP_URL, connect_timeout=5) as conn:

@@ -106,7 +106,8 @@ def prefill(count: int) -> float:
     from django.conf import settings
     from django.db import transaction
 
-    from messaging.events import HEADER_CORRELATION_ID, HEADER_EVENT_ID, HEADER_EVENT_TYPE, TOUR_BOOKED
+    from bookings.event_schema import TOUR_BOOKED
+    from messaging.events import HEADER_CORRELATION_ID, HEADER_EVENT_ID, HEADER_EVENT_TYPE
     from messaging.models import OutboxDelivery, OutboxEvent
 
     started = time.perf_counter()
@@ -146,7 +147,7 @@ def prefill(count: int) -> float:
 def load_messages(destination: str) -> list:
     """The exact messages the relay will send (same bodies, headers, keys), for the raw publishers."""
     from messaging.models import OutboxDelivery
-    from messaging.publishers import OutboundMessage
+    from messaging.publishers.base import OutboundMessage
 
     rows = (
         OutboxDelivery.objects.filter(destination=destination)
@@ -174,7 +175,7 @@ def raw_amqp(messages: list, window: int) -> float:
     from django.conf import settings
 
     from messaging.amqp import events_connection
-    from messaging.publishers import amqp_message
+    from messaging.publishers.rabbitmq import amqp_message
 
     conn = events_connection(heartbeat=0)
     conn.ensure_connection(max_retries=1)
@@ -215,7 +216,7 @@ def raw_kafka(messages: list) -> float:
     from django.conf import settings
     from kafka import KafkaProducer
 
-    from messaging.publishers import kafka_producer_config
+    from messaging.publishers.kafka import kafka_producer_config
 
     producer = KafkaProducer(**kafka_producer_config())
     producer.send(settings.KAFKA_TOPIC, key=b"warm-up", value=b"{}").get(timeout=30)
@@ -239,7 +240,7 @@ def raw_kafka(messages: list) -> float:
 
 
 def relay_drain(destination: str, batch_size: int) -> dict:
-    from messaging.relay import outbox_relay_drain
+    from messaging.relay.drain import outbox_relay_drain
 
     before = _rss_mb()
     with RssSampler() as rss:
@@ -289,13 +290,14 @@ def reset_outbox() -> None:
 def warm_up_relay_publisher(destination: str) -> None:
     """Connect the relay's publisher (and fetch topic metadata) and its cache outside the timed drain,
     as raw connects before its clock starts: a worker process pays these once, not per drain."""
-    from messaging.publishers import OutboundMessage
-    from messaging.relay import _publisher, outbox_destination_is_paused
+    from messaging.publishers.base import OutboundMessage
+    from messaging.relay.pause import outbox_destination_is_paused
+    from messaging.relay.publisher_cache import outbox_publisher
 
     outbox_destination_is_paused(destination=destination)
 
     warm = OutboundMessage(0, str(uuid.uuid4()), "tour.booked", "tour.booked.standard", "warm-up", b"{}", {}, "")
-    _publisher(destination).publish([warm])
+    outbox_publisher(destination).publish([warm])
 
 
 class Topology:
@@ -303,10 +305,9 @@ class Topology:
 
     def __init__(self) -> None:
         from django.conf import settings
-        from kafka import KafkaAdminClient
-        from kafka.admin import NewTopic
 
         from messaging.amqp import events_connection, events_exchange
+        from tests.support.kafka import kafka_topics_create
 
         self.queue = f"bench.{RUN}"
         self.conn = events_connection()
@@ -315,8 +316,7 @@ class Topology:
         events_exchange()(self.channel).declare()
         self.channel.queue_declare(self.queue, durable=True, auto_delete=False)
         self.channel.queue_bind(self.queue, settings.EVENTS_EXCHANGE, "#")
-        self.admin = KafkaAdminClient(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS)
-        self.admin.create_topics([NewTopic(settings.KAFKA_TOPIC, 3, 1)])
+        kafka_topics_create(settings.KAFKA_TOPIC, partitions=3)
 
     def purge_queue(self) -> None:
         self.channel.queue_purge(self.queue)
@@ -326,6 +326,7 @@ class Topology:
         from django.conf import settings
 
         from messaging.amqp import events_connection
+        from tests.support.kafka import kafka_topics_delete
 
         with contextlib.suppress(Exception), events_connection() as conn:
             channel = conn.channel()
@@ -334,9 +335,7 @@ class Topology:
         with contextlib.suppress(Exception):
             self.conn.release()
         with contextlib.suppress(Exception):
-            self.admin.delete_topics([settings.KAFKA_TOPIC])
-        with contextlib.suppress(Exception):
-            self.admin.close()
+            kafka_topics_delete(settings.KAFKA_TOPIC)
 
 
 def _say(message: str) -> None:
@@ -367,7 +366,7 @@ def main() -> None:
     from django.conf import settings
     from django.core.management import call_command
 
-    from messaging.relay import outbox_publishers_close
+    from messaging.relay.publisher_cache import outbox_publishers_close
 
     call_command("migrate", verbosity=0)
     batch = args.batch_size or settings.OUTBOX_BATCH_SIZE

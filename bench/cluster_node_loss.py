@@ -369,6 +369,7 @@ def main() -> int:
                 departure_ids=departure_ids,
                 since=recovered,
                 timeout=args.drain_timeout,
+                sends=system.sends_path,
                 amqp=amqp,
                 kafka=kafka,
             )
@@ -450,7 +451,7 @@ def main() -> int:
 
 def _run_queue_names(settings: Any) -> list[str]:
     """The run's queues: each RabbitMQ handler's main, DLQ and retry queues, and Celery's."""
-    from messaging.consumers.rabbitmq import queue_name_for, retry_queue_names
+    from messaging.consumers.rabbitmq_topology import queue_name_for, retry_queue_names
     from messaging.registry import TRANSPORT_RABBITMQ, handlers_for_transport
 
     names = [settings.CELERY_TASK_DEFAULT_QUEUE]

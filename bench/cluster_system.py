@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.figures import AmqpTap
-from tests.e2e.harness import ROOT, ManagedProcess, System, free_port, http_request, wait_until
+from tests.e2e.harness import ROOT, ManagedProcess, System, free_port, http_request
+from tests.support.waiting import wait_until
 
 REPLICAS = {"web2": "web", "worker2": "worker", "kafka_consumer2": "kafka_consumer"}
 
@@ -59,7 +60,7 @@ class ClusterSystem(System):
             assert proc.alive(), f"{name} exited"
             return http_request(self.base_urls[1], "GET", "/admin/login/", timeout=5).status < 500
 
-        wait_until(ready, timeout=timeout, what=f"{name} to be ready", interval=0.3)
+        wait_until(ready, timeout=timeout, what=f"{name} to be ready", interval=0.3, ignoring=(OSError,))
 
     def kafka_members_count(self) -> int:
         return len(self._kafka_members())

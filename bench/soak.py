@@ -299,7 +299,13 @@ def main() -> int:
             close_old_connections()
             say("bookings and faults done; waiting for every event to drain")
             figures = wait_for_drain(
-                "soak", departure_ids=departure_ids, since=recovered, timeout=args.drain_timeout, amqp=amqp, kafka=kafka
+                "soak",
+                departure_ids=departure_ids,
+                since=recovered,
+                timeout=args.drain_timeout,
+                sends=system.sends_path,
+                amqp=amqp,
+                kafka=kafka,
             )
             sampler.stopping.set()
             sampler.join()

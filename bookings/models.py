@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from availability.models import Departure
-from messaging.events import TIER_PREMIUM, TIER_STANDARD
+from bookings.event_schema import TIER_PREMIUM, TIER_STANDARD
 
 
 class Booking(models.Model):

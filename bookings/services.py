@@ -2,7 +2,7 @@
 
 Guarantees:
 
-- **No overbooking.** The departure row is locked (``availability.selectors.departure_lock_for_update``)
+- **No overbooking.** The departure row is locked (``availability.queries.departure_lock``)
   before seats are counted, and the database ``CheckConstraint`` rejects any overbooking the code
   might still let through; it surfaces as ``SeatsUnavailable`` (409).
 - **The event is part of the write.** A created booking records exactly one ``tour.booked``
@@ -14,13 +14,13 @@ Guarantees:
   new event, even when the replays race each other. The whole request is its fingerprint: the
   same key with any other departure, seats, tier, contact email or phone is a 409, never a replay.
 - **Per-user seat cap under concurrency.** The seats a user holds are counted after the
-  departure lock is granted (``bookings.selectors.departure_lock_for_booking``).
+  departure lock is granted (``bookings.queries.booking_seats_held``).
 - **No spam relay.** A booking that sends its confirmation to someone other than the account's
   own email (any other address, or a phone) counts against per-user and per-recipient daily
   caps (``BOOKING_THIRD_PARTY_CONTACTS_PER_*``), counted in Redis with ``INCR`` (race-safe).
 - **Harmless double cancel.** Cancelling a cancelled booking returns it unchanged, no event.
 
-Lock order: departure row first, then the booking row (see ``availability.selectors``).
+Lock order: departure row first, then the booking row (see ``availability.queries``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from availability.selectors import departure_lock_for_update
+from availability.models import Departure
+from availability.queries import departure_lock
 from availability.services import (
     SeatsUnavailable,
     departure_capacity_violated,
@@ -44,16 +45,14 @@ from availability.services import (
     departure_release_seats,
     departure_reserve_seats,
 )
+from bookings.event_schema import TIER_PREMIUM, TIERS, TOUR_BOOKED, TOUR_CANCELLED
 from bookings.events import booking_event_payload
 from bookings.models import Booking
-from bookings.selectors import (
-    booking_get_by_idempotency_key,
-    booking_lock_for_update,
-    departure_lock_for_booking,
-)
-from messaging.events import TIER_PREMIUM, TIERS, TOUR_BOOKED, TOUR_CANCELLED, routing_key_for
-from messaging.services import outbox_event_record
-from tourapp.db import RowInsert, model_insert_statement
+from bookings.queries import booking_insert_bind, booking_insert_with_event, booking_seats_held
+from bookings.selectors import booking_get_by_idempotency_key, booking_lock_for_update
+from messaging.events import routing_key_for
+from messaging.models import OutboxEvent
+from messaging.services import outbox_event_build, outbox_event_record
 from tourapp.exceptions import Conflict, DomainError, NotFound, integrity_constraint_name
 from tourapp.throttling import window_counts
 
@@ -156,13 +155,15 @@ def booking_create_or_replay(
     _count_third_party_contacts(user=user, email=email, phone=phone)
     try:
         with transaction.atomic():
-            locked, held, booking_id = departure_lock_for_booking(departure_id=departure_id, user=user)
+            # The booking's id is reserved with the lock, so its row and its event go in one statement.
+            locked, booking_id = departure_lock(departure_id=departure_id, reserve_pk_of=Booking)
             departure = departure_ensure_bookable(departure=locked, departure_id=departure_id)
             if idempotency_key:
                 # A concurrent replay may have committed while we waited for the departure lock.
                 earlier = booking_get_by_idempotency_key(user=user, idempotency_key=idempotency_key)
                 if earlier is not None:
                     return BookingCreateResult(_replayed(earlier, **request), created=False)
+            held = booking_seats_held(user_id=user.pk, departure_id=departure_id)
             _check_seat_limit_per_user(held=held, seats=seats)
             departure_reserve_seats(departure=departure, seats=seats)
             booking = Booking(
@@ -179,9 +180,10 @@ def booking_create_or_replay(
                 payment_token=payment_token,
                 idempotency_key=idempotency_key or None,
             )
-            # The booking row and its event go in one statement: one round trip less per booking.
-            row = model_insert_statement(booking)
-            _record_event(booking=booking, event_type=TOUR_BOOKED, occurred_at=booking.created_at, along_with=row)
+            values = booking_insert_bind(booking=booking)  # sets booking.created_at, as save() would
+            event = _booking_event(booking=booking, event_type=TOUR_BOOKED, occurred_at=booking.created_at)
+            booking_insert_with_event(booking=booking, values=values, event=event)
+            _log_event(booking=booking, event=event)
     except IntegrityError as exc:
         if departure_capacity_violated(exc):
             raise SeatsUnavailable("Not enough seats left on this departure.") from exc
@@ -213,7 +215,9 @@ def _booking_cancel(*, booking_id: int, owner: User | None, reason: str, payment
     if departure_id is None:
         raise NotFound(f"No booking {booking_id}" + (" for this user." if owner is not None else "."))
     with transaction.atomic():
-        departure = departure_lock_for_update(departure_ids=[departure_id]).get()
+        departure = departure_lock(departure_id=departure_id).departure
+        if departure is None:  # cannot happen: a booking's departure is protected from deletion
+            raise Departure.DoesNotExist(f"No departure {departure_id}.")
         booking = booking_lock_for_update(booking_id=booking_id).get()
         if booking.status == Booking.Status.CANCELLED:
             booking.departure = departure
@@ -235,20 +239,34 @@ def _booking_cancel(*, booking_id: int, owner: User | None, reason: str, payment
     return booking
 
 
-def _record_event(*, booking: Booking, event_type: str, occurred_at, along_with: RowInsert | None = None) -> None:
+def _booking_event(*, booking: Booking, event_type: str, occurred_at) -> OutboxEvent:
+    """The outbox event about ``booking``, built for ``bookings.queries.booking_insert_with_event``."""
+    return outbox_event_build(**_booking_event_fields(booking=booking, event_type=event_type, occurred_at=occurred_at))
+
+
+def _record_event(*, booking: Booking, event_type: str, occurred_at) -> None:
     event = outbox_event_record(
-        aggregate_type="booking",
-        aggregate_id=str(booking.pk),
-        event_type=event_type,
-        routing_key=routing_key_for(event_type, booking.tier),
-        payload=booking_event_payload(booking=booking, occurred_at=occurred_at),
-        along_with=along_with,
+        **_booking_event_fields(booking=booking, event_type=event_type, occurred_at=occurred_at)
     )
+    _log_event(booking=booking, event=event)
+
+
+def _booking_event_fields(*, booking: Booking, event_type: str, occurred_at) -> dict[str, Any]:
+    return {
+        "aggregate_type": "booking",
+        "aggregate_id": str(booking.pk),
+        "event_type": event_type,
+        "routing_key": routing_key_for(event_type, booking.tier),
+        "payload": booking_event_payload(booking=booking, occurred_at=occurred_at),
+    }
+
+
+def _log_event(*, booking: Booking, event: OutboxEvent) -> None:
     # No PII here: ids only (email and phone travel in the event, never in logs).
     logger.info(
         "booking %s: %s recorded (%s seat(s), %s)",
         booking.pk,
-        event_type,
+        event.event_type,
         booking.seats,
         booking.tier,
         extra={"booking_id": booking.pk, "event_id": str(event.event_id)},

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from messaging.models import DeadLetter
+from messaging.publishers.republish import republish_to_queue, republish_to_topic
 from tourapp.metrics import CONSUMER_DEAD_LETTERED
 
 logger = logging.getLogger(__name__)
@@ -98,12 +99,8 @@ def dead_letter_redrive_to_broker(*, dead_letter_id: int) -> bool:
     dead = DeadLetter.objects.get(pk=dead_letter_id)
     try:
         if dead.transport == DeadLetter.Transport.RABBITMQ:
-            from messaging.consumers.rabbitmq import republish_to_queue
-
             republish_to_queue(queue_name=dead.source, body=dead.body.encode(), headers=dead.headers)
         else:
-            from messaging.consumers.kafka import republish_to_topic
-
             republish_to_topic(topic=dead.source, key=dead.message_key, body=dead.body.encode(), headers=dead.headers)
     except Exception:
         DeadLetter.objects.filter(pk=dead_letter_id).update(state=DeadLetter.State.DEAD, redriven_at=None)

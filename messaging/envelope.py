@@ -3,10 +3,14 @@
 The guarantee: either a well-typed ``Event`` comes out, or :class:`InvalidMessage` is raised with a
 reason fit for a dead-letter record. Nothing here touches the database or a broker.
 
+The envelope knows only what every event carries: its id, type, correlation id, occurred-at, the
+transport headers and the body. What the body means belongs to the event type's schema, registered
+by the domain app that owns it (:mod:`messaging.schemas`): it gives the typed ``payload``, the
+aggregate key and, for a message without ``eventId``, the dedup key.
+
 Producers that are not ours are accepted (the lesson's Node.js service): without ``eventId`` the
-dedup key is derived from event type + booking id (``tour.booked:42``); ``totalPrice`` may be a
-JSON number; the event type may come only from a header or the routing key; the correlation id may
-come only from a ``correlationId`` header.
+schema derives the dedup key; the event type may come only from a header or the routing key
+(``<event type>.<qualifier>``); the correlation id may come only from a ``correlationId`` header.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from django.conf import settings
 
-from messaging.events import EVENT_TYPES, HEADER_CORRELATION_ID, HEADER_EVENT_ID, HEADER_EVENT_TYPE
+from messaging import schemas
+from messaging.events import HEADER_CORRELATION_ID, HEADER_EVENT_ID, HEADER_EVENT_TYPE
+
+P = TypeVar("P")
 
 
 class InvalidMessage(Exception):
@@ -34,40 +40,27 @@ class InvalidMessage(Exception):
 
 
 @dataclass(frozen=True)
-class Event:
+class Event(Generic[P]):
     event_type: str
     dedup_key: str
-    booking_id: str
+    # The schema's aggregate key: which events must stay in order (the Kafka key), and the log context.
+    aggregate_key: str
+    # The body as the event type's schema typed it (what handlers read).
+    payload: P
     event_id: uuid.UUID | None = None
     correlation_id: str = ""
-    tour_id: int | None = None
-    departure_id: int | None = None
-    user_id: int | None = None
-    seats: int | None = None
-    tier: str = ""
-    status: str = ""
-    total_price: Decimal | None = None
-    currency: str = ""
-    user_email: str = ""
-    phone: str = ""
-    tour_name: str = ""
     occurred_at: str = ""
-    payload: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    headers: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def missing(self, required: tuple[str, ...]) -> list[str]:
-        """Names (attribute names) among ``required`` that this event does not carry."""
-        return [name for name in required if getattr(self, name) in (None, "")]
+        """Names (payload attribute names) among ``required`` that this event does not carry."""
+        return [name for name in required if getattr(self.payload, name) in (None, "")]
 
 
-def _header(headers: Mapping[str, Any], name: str) -> str:
-    value = headers.get(name)
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    return value if isinstance(value, str) else ""
-
-
-def _int(payload: dict[str, Any], key: str, *, minimum: int | None = None) -> int | None:
-    value = payload.get(key)
+def body_int(body: Mapping[str, Any], key: str, *, minimum: int | None = None) -> int | None:
+    """``body[key]`` as an integer (a string of digits is accepted), ``None`` when absent."""
+    value = body.get(key)
     if value is None:
         return None
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
@@ -79,8 +72,9 @@ def _int(payload: dict[str, Any], key: str, *, minimum: int | None = None) -> in
     return value
 
 
-def _str(payload: dict[str, Any], key: str) -> str:
-    value = payload.get(key)
+def body_str(body: Mapping[str, Any], key: str) -> str:
+    """``body[key]`` as a string, ``""`` when absent."""
+    value = body.get(key)
     if value is None:
         return ""
     if not isinstance(value, str):
@@ -88,20 +82,11 @@ def _str(payload: dict[str, Any], key: str) -> str:
     return value
 
 
-def _money(payload: dict[str, Any], key: str) -> Decimal | None:
-    value = payload.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise InvalidMessage(f"field {key} must be a decimal string or a number, got {type(value).__name__}")
-    try:
-        # str() first: a float goes through its shortest repr (199.99, not 199.989999...).
-        amount = Decimal(str(value))
-    except InvalidOperation as exc:
-        raise InvalidMessage(f"field {key} is not a decimal: {value!r}") from exc
-    if not amount.is_finite() or amount < 0:
-        raise InvalidMessage(f"field {key} must be a non-negative finite amount, got {value!r}")
-    return amount.quantize(Decimal("0.01"))
+def _header(headers: Mapping[str, Any], name: str) -> str:
+    value = headers.get(name)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else ""
 
 
 def _decode(body: bytes | str | dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +105,15 @@ def _decode(body: bytes | str | dict[str, Any]) -> dict[str, Any]:
     return decoded
 
 
+def _event_type(payload: Mapping[str, Any], headers: Mapping[str, Any], routing_key: str) -> Any:
+    event_type = payload.get("eventType") or _header(headers, HEADER_EVENT_TYPE)
+    if not event_type and routing_key:
+        # Named by the routing key alone: the registered type it starts with, else (to name the
+        # unknown type in the reason) the key without its qualifier.
+        event_type = schemas.event_type_for_routing_key(routing_key) or routing_key.rpartition(".")[0]
+    return event_type
+
+
 def event_parse(
     *,
     body: bytes | str | dict[str, Any],
@@ -127,14 +121,13 @@ def event_parse(
     routing_key: str = "",
     message_id: str = "",
     correlation_id: str = "",
-) -> Event:
+) -> Event[Any]:
     """Validate one message; raise :class:`InvalidMessage` with the reason when it cannot be handled."""
     headers = headers or {}
     payload = _decode(body)
-    event_type = payload.get("eventType") or _header(headers, HEADER_EVENT_TYPE)
-    if not event_type and routing_key.count(".") >= 1:
-        event_type = ".".join(routing_key.split(".")[:2])
-    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
+    event_type = _event_type(payload, headers, routing_key)
+    schema = schemas.schema_get(event_type) if isinstance(event_type, str) else None
+    if schema is None:
         raise InvalidMessage(f"unknown event type {event_type!r}", event_type=str(event_type or "")[:64])
 
     raw_event_id = payload.get("eventId") or _header(headers, HEADER_EVENT_ID) or message_id or ""
@@ -145,32 +138,19 @@ def event_parse(
         except ValueError as exc:
             raise InvalidMessage(f"eventId is not a UUID: {raw_event_id!r}", event_type=event_type) from exc
 
-    booking_id = payload.get("bookingId")
-    if isinstance(booking_id, bool) or not isinstance(booking_id, int | str) or str(booking_id).strip() == "":
-        raise InvalidMessage("missing or mistyped field bookingId", event_type=event_type)
-    booking_id = str(booking_id).strip()[:64]
-
-    cid = _header(headers, HEADER_CORRELATION_ID) or correlation_id or _str(payload, "correlationId")
     try:
+        typed = schema.parse(payload)
+        cid = _header(headers, HEADER_CORRELATION_ID) or correlation_id or body_str(payload, "correlationId")
         return Event(
             event_type=event_type,
             event_id=event_id,
-            dedup_key=str(event_id) if event_id else f"{event_type}:{booking_id}",
-            booking_id=booking_id,
+            dedup_key=str(event_id) if event_id else schema.dedup_key(event_type=event_type, payload=typed),
+            aggregate_key=schema.aggregate_key(typed),
+            payload=typed,
             correlation_id=cid[:128],
-            tour_id=_int(payload, "tourId"),
-            departure_id=_int(payload, "departureId"),
-            user_id=_int(payload, "userId"),
-            seats=_int(payload, "seats", minimum=1),
-            tier=_str(payload, "tier"),
-            status=_str(payload, "status"),
-            total_price=_money(payload, "totalPrice"),
-            currency=_str(payload, "currency"),
-            user_email=_str(payload, "userEmail"),
-            phone=_str(payload, "phone"),
-            tour_name=_str(payload, "tourName"),
-            occurred_at=_str(payload, "occurredAt"),
-            payload=payload,
+            occurred_at=body_str(payload, "occurredAt"),
+            headers=headers,
+            body=payload,
         )
     except InvalidMessage as exc:
         raise InvalidMessage(exc.reason, event_type=event_type, event_id=str(event_id or "")) from exc

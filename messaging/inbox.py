@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,10 +34,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from messaging.envelope import Event
-from messaging.models import ProcessedMessage
+from messaging.queries import INBOX_INSERT_PROCESSED_SQL
 from messaging.registry import Handler
 from tourapp.correlation import correlation_scope
-from tourapp.db import server_side_cursor
+from tourapp.db import prepared_cursor
 from tourapp.metrics import CONSUMER_DUPLICATES, CONSUMER_PROCESSED, END_TO_END_LATENCY
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,12 @@ logger = logging.getLogger(__name__)
 class InboxResult:
     applied: list[Event] = field(default_factory=list)
     duplicates: list[Event] = field(default_factory=list)
+
+
+def event_log_scope(event: Event, **context: object) -> AbstractContextManager[str]:
+    """Log lines about one event carry its correlation id, event id and aggregate key."""
+    # logged as booking_id: the field operators search by (the only aggregate so far)
+    return correlation_scope(event.correlation_id, event_id=event.event_id, booking_id=event.aggregate_key, **context)
 
 
 def idempotency_key(*, handler_name: str, dedup_key: str) -> str:
@@ -74,9 +81,9 @@ def _seen_in_cache(handler_name: str, dedup_keys: list[str]) -> set[str]:
     return {key for key, value in zip(dedup_keys, values, strict=True) if value is not None}
 
 
-# SET key 1 EX ttl NX for every key, in one command: a batch of 500 keys costs one command to
-# encode instead of 500 (a pipeline of SETs was a tenth of the Kafka path's CPU). Single Redis
-# (or all keys in one slot): the keys of one call are not spread over a cluster.
+# SET key 1 EX ttl NX for every key, in one command: one command to encode per batch instead of
+# one per key (docs/performance.md). Single Redis (or all keys in one slot): the keys of one
+# call are not spread over a cluster.
 _SET_ALL_NX = """
 for _, key in ipairs(KEYS) do redis.call('SET', key, '1', 'EX', ARGV[1], 'NX') end
 return #KEYS
@@ -101,15 +108,6 @@ def inbox_forget_cache(*, handler_name: str) -> int:
     return cache.delete_pattern(idempotency_key(handler_name=handler_name, dedup_key="*"))  # type: ignore[attr-defined]  # django-redis
 
 
-_INSERT_PROCESSED_SQL = f"""
-INSERT INTO {ProcessedMessage._meta.db_table} (handler, dedup_key, event_id, transport, correlation_id, processed_at)
-SELECT %(handler)s, k, e, %(transport)s, c, %(now)s
-FROM jsonb_to_recordset(%(rows)s::jsonb) AS t(k text, e uuid, c text)
-ON CONFLICT (handler, dedup_key) DO NOTHING
-RETURNING dedup_key
-"""  # noqa: S608 - table name from model meta, values are parameters
-
-
 def _insert_processed(handler: Handler, events: Sequence[Event], transport: str) -> set[str]:
     """Insert inbox rows; return the dedup keys that were NEW (the others existed already).
 
@@ -122,8 +120,8 @@ def _insert_processed(handler: Handler, events: Sequence[Event], transport: str)
         for event in events
     ]
     params = {"handler": handler.name, "transport": transport, "now": timezone.now(), "rows": json.dumps(rows)}
-    with server_side_cursor() as cursor:
-        cursor.execute(_INSERT_PROCESSED_SQL, params)
+    with prepared_cursor() as cursor:
+        cursor.execute(INBOX_INSERT_PROCESSED_SQL, params)
         return {row[0] for row in cursor.fetchall()}
 
 
@@ -163,10 +161,21 @@ def inbox_process(*, handler: Handler, events: Sequence[Event], transport: str) 
     if result.applied:
         CONSUMER_PROCESSED.labels(handler=handler.name, transport=transport).inc(len(result.applied))
         _observe_latency(handler.name, result.applied)
+        _log_applied(handler.name, transport, result.applied)
     if result.duplicates:
         CONSUMER_DUPLICATES.labels(handler=handler.name, transport=transport).inc(len(result.duplicates))
         _log_duplicates(handler.name, transport, result.duplicates)
     return result
+
+
+def _log_applied(handler_name: str, transport: str, applied: Sequence[Event]) -> None:
+    """DEBUG only: at INFO a line per applied event would drown the progress lines under load."""
+    if not logger.isEnabledFor(logging.DEBUG):
+        return
+    extra = {"handler": handler_name, "transport": transport}
+    for event in applied:
+        with event_log_scope(event):
+            logger.debug("applied %s %s", event.event_type, event.dedup_key, extra=extra)
 
 
 _DUPLICATES_LOGGED_ONE_BY_ONE = 20
@@ -179,5 +188,5 @@ def _log_duplicates(handler_name: str, transport: str, duplicates: Sequence[Even
         logger.info("skipped %d duplicate event(s)", len(duplicates), extra=extra)
         return
     for event in duplicates:
-        with correlation_scope(event.correlation_id, event_id=event.event_id, booking_id=event.booking_id):
+        with event_log_scope(event):
             logger.info("skipped duplicate event %s", event.dedup_key, extra=extra)

@@ -62,7 +62,7 @@ class OutboxDelivery(models.Model):
     aggregate_key = models.CharField(max_length=140)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
-    # The relay process holding the lease (its liveness token, see messaging.relay_liveness); a
+    # The relay process holding the lease (its liveness token, see messaging.relay.liveness); a
     # claim by a process that died is due again at once. Null when no relay holds the row.
     claimed_by = models.IntegerField(null=True, blank=True, editable=False)
     last_error = models.TextField(blank=True)

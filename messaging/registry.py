@@ -1,4 +1,5 @@
-"""Handler registry: domain apps register event handlers here from ``AppConfig.ready``.
+"""Handler registry: domain apps register event handlers here from ``AppConfig.ready`` (and the
+schemas of the event types they own in :mod:`messaging.schemas`).
 
 ``messaging`` never imports a domain app; it only calls what was registered. Which transport
 feeds a handler is decided by ``settings.EVENT_HANDLER_ROUTES`` (``rabbitmq``, ``kafka`` or
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 
@@ -25,7 +27,7 @@ ROUTE_BOTH = "both"
 # ``EVENT_HANDLER_ROUTES`` does not name it (one that moves money runs only where routed explicitly).
 ROUTE_OFF = "off"
 
-BatchHandler = Callable[[Sequence[Event]], None]
+BatchHandler = Callable[[Sequence[Event[Any]]], None]
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class Handler:
     name: str
     event_types: frozenset[str]
     handle_batch: BatchHandler
-    # Event attributes this handler cannot work without; a message lacking one is dead-lettered.
+    # Payload attributes this handler cannot work without; a message lacking one is dead-lettered.
     required_fields: tuple[str, ...] = ()
     # The route when ``EVENT_HANDLER_ROUTES`` does not name this handler.
     default_route: str = TRANSPORT_RABBITMQ
@@ -57,7 +59,7 @@ def register(
     name: str,
     event_types: Iterable[str],
     handle_batch: BatchHandler | None = None,
-    handle: Callable[[Event], None] | None = None,
+    handle: Callable[[Event[Any]], None] | None = None,
     required_fields: Iterable[str] = (),
     default_route: str = TRANSPORT_RABBITMQ,
 ) -> Handler:
@@ -67,7 +69,7 @@ def register(
     if handle is not None:
         single = handle
 
-        def handle_batch(events: Sequence[Event]) -> None:
+        def handle_batch(events: Sequence[Event[Any]]) -> None:
             for event in events:
                 single(event)
 

@@ -1,6 +1,6 @@
 """Celery tasks of the outbox, both run by beat: sweep (the relay's safety net) and purge.
 
-Delivery itself starts on commit, in each worker's relay loop (``messaging.relay_loop``); the
+Delivery itself starts on commit, in each worker's relay loop (``messaging.relay.loop``); the
 sweep catches what no loop picked up. Both tasks are idempotent and safe to run concurrently or
 twice: the sweep claims rows with ``SKIP LOCKED`` and a lease (a redelivered task finds nothing
 left to claim or re-publishes at most what a dead worker left unrecorded, which consumers
@@ -16,7 +16,8 @@ from celery import shared_task
 from django.conf import settings
 from django.db import close_old_connections
 
-from messaging.relay import outbox_backlog_observe, outbox_relay_drain
+from messaging.relay.drain import outbox_relay_drain
+from messaging.relay.metrics import outbox_backlog_observe
 from messaging.services import outbox_purge_delivered
 
 logger = logging.getLogger(__name__)

@@ -6,6 +6,6 @@ class NotificationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from notifications import handlers
+        from notifications import handlers, tasks  # noqa: F401 - tasks: registered here, services enqueue them by name
 
         handlers.register()

@@ -13,7 +13,7 @@ from typing import Any
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from messaging.events import PAYMENT_CAPTURED, PAYMENT_FAILED, PAYMENT_REFUNDED, TOUR_BOOKED
+from bookings.event_schema import PAYMENT_CAPTURED, PAYMENT_FAILED, PAYMENT_REFUNDED, TOUR_BOOKED
 
 
 @dataclass(frozen=True)

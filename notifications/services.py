@@ -22,22 +22,24 @@ import logging
 import smtplib
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cache
 from typing import Any, Literal
 
+from celery import signature
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from bookings.event_schema import BookingEventPayload
 from messaging.envelope import Event
 from notifications.messages import render_email, render_sms, render_summary
 from notifications.models import Notification, NotificationPreference
+from notifications.queries import NOTIFICATIONS_INSERT_SQL, notification_claim_statement
 from notifications.sms import TransientSmsError, sms_backend
 from tourapp.correlation import correlation_scope, get_correlation_id
-from tourapp.db import instance_from_row, retry_on_connection_loss, select_columns, server_side_cursor
+from tourapp.db import instance_from_row, prepared_cursor, retry_on_connection_loss
 from tourapp.metrics import END_TO_END_LATENCY
 from tourapp.pii import mask_email, mask_phone
 
@@ -53,60 +55,47 @@ def _languages_by_user(user_ids: set[int]) -> dict[int, str]:
     return dict(NotificationPreference.objects.filter(user_id__in=user_ids).values_list("user_id", "language"))
 
 
-def notifications_create_for_events(*, events: Sequence[Event]) -> list[int]:
+def notifications_create_for_events(*, events: Sequence[Event[BookingEventPayload]]) -> list[int]:
     """Create the email (and SMS when a phone is known) records; dispatch their sends on commit.
 
     Must run inside the caller's transaction (the inbox's). Returns the ids of the rows created
     (a row that already exists for the same event and channel is left alone: the unique
     constraint makes a replay with purged inbox rows harmless).
     """
-    languages = _languages_by_user({e.user_id for e in events if e.user_id is not None})
+    languages = _languages_by_user({e.payload.user_id for e in events if e.payload.user_id is not None})
     rows: list[dict[str, Any]] = []
-    by_key: dict[tuple[str, str], Event] = {}
+    by_key: dict[tuple[str, str], Event[BookingEventPayload]] = {}
     for event in events:
+        booking = event.payload
         context = {
-            "tour_name": event.tour_name,
-            "total_price": f"{event.total_price:.2f}" if event.total_price is not None else "",
-            "currency": event.currency or DEFAULT_CURRENCY,
-            "seats": event.seats,
-            "tier": event.tier,
+            "tour_name": booking.tour_name,
+            "total_price": f"{booking.total_price:.2f}" if booking.total_price is not None else "",
+            "currency": booking.currency or DEFAULT_CURRENCY,
+            "seats": booking.seats,
+            "tier": booking.tier,
             "occurred_at": event.occurred_at,
         }
         common = {
             "dedup_key": event.dedup_key,
             "event_id": str(event.event_id) if event.event_id else None,
             "event_type": event.event_type,
-            "booking_id": event.booking_id,
+            "booking_id": booking.booking_id,
             "correlation_id": event.correlation_id,
-            "language": languages.get(event.user_id or 0, settings.LANGUAGE_CODE),
+            "language": languages.get(booking.user_id or 0, settings.LANGUAGE_CODE),
             "context": context,
         }
-        channels = [(Notification.Channel.EMAIL, event.user_email, mask_email(event.user_email))]
-        if event.phone:
-            channels.append((Notification.Channel.SMS, event.phone, mask_phone(event.phone)))
+        channels = [(Notification.Channel.EMAIL, booking.user_email, mask_email(booking.user_email))]
+        if booking.phone:
+            channels.append((Notification.Channel.SMS, booking.phone, mask_phone(booking.phone)))
         for channel, to, masked in channels:
             rows.append({**common, "channel": channel, "recipient": to, "recipient_masked": masked})
             by_key[(event.dedup_key, channel)] = event
     created = _insert_notifications(rows, by_key)
-    pending = [(pk, event.correlation_id, event.event_id, event.booking_id) for pk, event in created]
+    pending = [(pk, event.correlation_id, event.event_id, event.payload.booking_id) for pk, event in created]
     # robust: the records are committed whatever happens to the dispatch; a failed dispatch (broker
     # down) is logged and healed by the beat sweep, it must not make the consumer retry the event.
     transaction.on_commit(lambda: notifications_dispatch(pending=pending), robust=True)
     return [pk for pk, *_ in pending]
-
-
-_INSERT_SQL = f"""
-INSERT INTO {Notification._meta.db_table}
-    (dedup_key, event_id, event_type, booking_id, correlation_id, channel, recipient, recipient_masked,
-     language, context, status, attempts, last_error, summary, created_at, updated_at)
-SELECT dedup_key, event_id, event_type, booking_id, correlation_id, channel, recipient, recipient_masked,
-       language, context, %(status)s, 0, '', '', %(now)s, %(now)s
-FROM jsonb_to_recordset(%(rows)s::jsonb) AS t(
-    dedup_key text, event_id uuid, event_type text, booking_id text, correlation_id text, channel text,
-    recipient text, recipient_masked text, language text, context jsonb)
-ON CONFLICT (dedup_key, channel) DO NOTHING
-RETURNING id, dedup_key, channel
-"""  # noqa: S608 - table name from model meta, values are parameters
 
 
 def _insert_notifications(rows: list[dict[str, Any]], by_key: dict[tuple[str, str], Event]) -> list[tuple[int, Event]]:
@@ -117,9 +106,13 @@ def _insert_notifications(rows: list[dict[str, Any]], by_key: dict[tuple[str, st
     if not rows:
         return []
     params = {"status": Notification.Status.PENDING, "now": timezone.now(), "rows": json.dumps(rows)}
-    with server_side_cursor() as cursor:
-        cursor.execute(_INSERT_SQL, params)
+    with prepared_cursor() as cursor:
+        cursor.execute(NOTIFICATIONS_INSERT_SQL, params)
         return sorted((pk, by_key[(key, channel)]) for pk, key, channel in cursor.fetchall())
+
+
+# Enqueued by its registered name: notifications.tasks imports this module, never the reverse.
+NOTIFICATION_SEND_BATCH_TASK = "notifications.tasks.notification_send_batch_task"
 
 
 def notifications_dispatch(*, pending: Sequence[tuple[int, str, object, str]]) -> None:
@@ -127,8 +120,7 @@ def notifications_dispatch(*, pending: Sequence[tuple[int, str, object, str]]) -
     for a big batch (a Kafka poll), chunks of ``NOTIFICATION_DISPATCH_CHUNK`` ids per task so the
     dispatch does not cost one broker round trip per notification.
     """
-    from notifications.tasks import notification_send_batch_task
-
+    send_batch = signature(NOTIFICATION_SEND_BATCH_TASK)
     by_event: dict[tuple[str, object, str], list[int]] = {}
     for pk, correlation_id, event_id, booking_id in pending:
         by_event.setdefault((correlation_id, event_id, booking_id), []).append(pk)
@@ -136,11 +128,11 @@ def notifications_dispatch(*, pending: Sequence[tuple[int, str, object, str]]) -
     if len(by_event) <= 2:
         for (correlation_id, event_id, booking_id), ids in by_event.items():
             with correlation_scope(correlation_id or None, event_id=event_id, booking_id=booking_id):
-                notification_send_batch_task.delay(ids)
+                send_batch.delay(ids)
         return
     ids = [pk for pk, *_ in pending]
     for start in range(0, len(ids), chunk):
-        notification_send_batch_task.delay(ids[start : start + chunk])
+        send_batch.delay(ids[start : start + chunk])
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -186,24 +178,11 @@ def notification_send(*, notification_id: int, final_attempt: bool) -> SendOutco
     return outcome
 
 
-@cache
-def _claim_statement() -> tuple[str, list[str]]:
-    columns, attnames = select_columns(Notification, "n")
-    table = connection.ops.quote_name(Notification._meta.db_table)
-    sql = f"""
-    UPDATE {table} AS n
-    SET status = %(sending)s, claimed_at = %(now)s, attempts = n.attempts + 1, updated_at = %(now)s
-    WHERE n.id = %(id)s AND (n.status = %(pending)s OR (n.status = %(sending)s AND n.claimed_at < %(expired)s))
-    RETURNING {columns}
-    """  # noqa: S608 - names from model meta, values are parameters
-    return sql, attnames
-
-
 def _claim(notification_id: int) -> Notification | None:
     """Take the send lease and count the attempt: one conditional ``UPDATE .. RETURNING`` in
     autocommit, so a connection lost under it either claimed the row and returned it, or left it
     unclaimed (then it is tried again on a new connection); never a claim without its row."""
-    sql, attnames = _claim_statement()
+    sql, attnames = notification_claim_statement()
 
     def claim() -> Notification | None:
         now = timezone.now()
@@ -214,7 +193,7 @@ def _claim(notification_id: int) -> Notification | None:
             "pending": Notification.Status.PENDING,
             "sending": Notification.Status.SENDING,
         }
-        with server_side_cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(sql, params, prepare=True)
             row = cursor.fetchone()
         return None if row is None else instance_from_row(Notification, attnames, row)

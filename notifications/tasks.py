@@ -21,7 +21,7 @@ from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from notifications.services import notification_send, notifications_sweep
+from notifications.services import NOTIFICATION_SEND_BATCH_TASK, notification_send, notifications_sweep
 from tourapp.db import CONNECTION_ERRORS
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def notification_send_task(self: Task, notification_id: int) -> str:
     return outcome
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=NOTIFICATION_SEND_BATCH_TASK, acks_late=True, reject_on_worker_lost=True)
 def notification_send_batch_task(notification_ids: list[int]) -> dict[str, int]:
     """Send several notifications (one event's, or a chunk of a Kafka batch); idempotent per row.
 

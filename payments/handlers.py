@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bookings.event_schema import TOUR_BOOKED, TOUR_CANCELLED, BookingEventPayload
 from messaging import registry
 from messaging.envelope import Event
-from messaging.events import TOUR_BOOKED, TOUR_CANCELLED
 from payments.services import payments_create_for_events
 
 HANDLER_NAME = "payments"
 
 
-def payments_handle_batch(events: Sequence[Event]) -> None:
+def payments_handle_batch(events: Sequence[Event[BookingEventPayload]]) -> None:
     """Runs inside the inbox transaction, only for events not yet applied by this handler."""
     payments_create_for_events(events=events)
 

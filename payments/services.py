@@ -31,15 +31,17 @@ from datetime import timedelta
 from functools import partial
 from typing import Literal
 
+from celery import signature
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from bookings.event_schema import PAYMENT_CAPTURED, PAYMENT_FAILED, PAYMENT_REFUNDED, TOUR_BOOKED, BookingEventPayload
 from bookings.events import booking_payment_event_payload
 from bookings.models import Booking
 from bookings.services import booking_cancel_for_payment_failure, booking_payment_status_record
 from messaging.envelope import Event
-from messaging.events import PAYMENT_CAPTURED, PAYMENT_FAILED, PAYMENT_REFUNDED, TOUR_BOOKED, routing_key_for
+from messaging.events import routing_key_for
 from messaging.services import outbox_event_record
 from payments.gateway import (
     GatewayError,
@@ -77,20 +79,21 @@ def refund_idempotency_key(booking_id: int) -> str:
     return f"refund:{booking_id}"
 
 
-def payments_create_for_events(*, events: Sequence[Event]) -> list[int]:
+def payments_create_for_events(*, events: Sequence[Event[BookingEventPayload]]) -> list[int]:
     """Charge rows for ``tour.booked``, refund rows for ``tour.cancelled`` (not for our own
     compensation); dispatch their tasks on commit. Runs inside the inbox transaction.
 
     Idempotent: rows that exist already (unique booking + kind) are left alone. Bookings this
     database does not know (a foreign producer's) are skipped: there is nothing to charge.
     """
-    ids = {int(event.booking_id) for event in events if event.booking_id.isdigit()}
+    ids = {int(event.payload.booking_id) for event in events if event.payload.booking_id.isdigit()}
     bookings = Booking.objects.in_bulk(list(ids))
     rows: list[Payment] = []
     for event in events:
-        booking = bookings.get(int(event.booking_id)) if event.booking_id.isdigit() else None
+        booking_id = event.payload.booking_id
+        booking = bookings.get(int(booking_id)) if booking_id.isdigit() else None
         if booking is None:
-            logger.warning("payments: no booking %s here, nothing to charge or refund", event.booking_id[:64])
+            logger.warning("payments: no booking %s here, nothing to charge or refund", booking_id[:64])
             continue
         amount = amount_to_minor(amount=booking.total_price, currency=booking.currency)
         common = {"booking": booking, "amount_minor": amount, "currency": booking.currency}
@@ -114,14 +117,16 @@ def payments_create_for_events(*, events: Sequence[Event]) -> list[int]:
     return [pk for pk, *_ in pending]
 
 
+# Enqueued by their registered names: payments.tasks imports this module, never the reverse.
+PAYMENT_CHARGE_TASK = "payments.tasks.payment_charge_task"
+PAYMENT_REFUND_TASK = "payments.tasks.payment_refund_task"
+
+
 def payments_dispatch(*, pending: Sequence[tuple[int, str, int, str]]) -> None:
     """One Celery task per payment, under the payment's correlation id."""
-    from payments.tasks import payment_charge_task, payment_refund_task
-
     for pk, kind, booking_id, correlation_id in pending:
         with correlation_scope(correlation_id or None, booking_id=booking_id, payment_id=pk):
-            task = payment_charge_task if kind == Payment.Kind.CHARGE else payment_refund_task
-            task.delay(pk)
+            signature(PAYMENT_CHARGE_TASK if kind == Payment.Kind.CHARGE else PAYMENT_REFUND_TASK).delay(pk)
 
 
 def payment_charge(*, payment_id: int, final_attempt: bool) -> Outcome:

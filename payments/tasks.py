@@ -15,7 +15,13 @@ from datetime import timedelta
 from celery import Task, shared_task
 from django.conf import settings
 
-from payments.services import payment_charge, payment_refund, payments_sweep
+from payments.services import (
+    PAYMENT_CHARGE_TASK,
+    PAYMENT_REFUND_TASK,
+    payment_charge,
+    payment_refund,
+    payments_sweep,
+)
 
 
 def retry_countdown(retries: int) -> float:
@@ -23,7 +29,7 @@ def retry_countdown(retries: int) -> float:
     return random.uniform(0, min(cap, 2 ** (retries + 1)))
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+@shared_task(name=PAYMENT_CHARGE_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def payment_charge_task(self: Task, payment_id: int) -> str:
     max_retries = settings.PAYMENTS_MAX_RETRIES
     outcome = payment_charge(payment_id=payment_id, final_attempt=self.request.retries >= max_retries)
@@ -32,7 +38,7 @@ def payment_charge_task(self: Task, payment_id: int) -> str:
     return outcome
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+@shared_task(name=PAYMENT_REFUND_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def payment_refund_task(self: Task, payment_id: int) -> str:
     max_retries = settings.PAYMENTS_MAX_RETRIES
     outcome = payment_refund(payment_id=payment_id, final_attempt=self.request.retries >= max_retries)

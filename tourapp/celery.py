@@ -7,7 +7,7 @@ from celery import Celery, signals
 from celery.exceptions import SecurityWarning
 
 # Celery's eight-line warning about a worker running as root (every development start here, as
-# root) is replaced by one log line from tourapp.ops.celery_hooks; the Docker image runs unprivileged.
+# root) is replaced by one log line from ops.celery_hooks; the Docker image runs unprivileged.
 warnings.filterwarnings(
     "ignore", message="You're running the worker with superuser privileges", category=SecurityWarning
 )
@@ -58,7 +58,7 @@ def _leave_correlation_scope(task=None, **_kwargs):
 # The RabbitMQ event consumer runs inside the worker (a kombu consumer on a thread of its own, so
 # its database waits never hold up Celery's task dispatch). Named by string: it is imported when
 # the worker starts, after Django is set up.
-app.steps["worker"].add("messaging.consumers.rabbitmq:EventConsumerStep")
+app.steps["worker"].add("messaging.consumers.rabbitmq_worker:EventConsumerStep")
 # Each worker also drains the outbox itself, so a RabbitMQ outage (the Celery broker) cannot stall
-# delivery to Kafka (see messaging/relay_loop.py).
-app.steps["worker"].add("messaging.relay_loop:OutboxRelayLoopStep")
+# delivery to Kafka (see messaging/relay/loop.py).
+app.steps["worker"].add("messaging.relay.loop:OutboxRelayLoopStep")

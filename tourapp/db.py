@@ -1,13 +1,15 @@
-"""Hot-path SQL helpers, each replacing an ORM call whose compilation showed up in the profiles.
+"""The kernel of the hand-written SQL every app keeps in its ``queries.py``: the cursor it runs on,
+and builders that derive statements from the models' metadata (so they follow schema changes as
+the ORM does); plus the connection-loss retry for autocommit writes.
 
-Django compiles a queryset's SQL on every call; on the booking request that compilation cost
-more CPU than the database work. The statements here are built once per process from the
-models' metadata, so they follow schema changes like the ORM does.
+Hot statements run on ``prepared_cursor()``: parameters are bound server-side and a statement run
+per request is prepared, so PostgreSQL parses and plans it once per connection
+(``DATABASE_PREPARED_STATEMENTS``). Behind PgBouncer, use version 1.21+ with
+``max_prepared_statements`` set, or turn that setting off. Those statements stay visible as the
+ORM's are: ``connection.queries``, ``CaptureQueriesContext`` and ``connection.execute_wrappers``.
 
-Hot statements run on a server-side-binding cursor and are prepared: PostgreSQL parses and plans
-each once per connection, and parameters travel as values instead of being quoted into the SQL
-in Python (``DATABASE_PREPARED_STATEMENTS``). Behind PgBouncer, use version 1.21+ with
-``max_prepared_statements`` set, or turn that setting off.
+A hand-written INSERT bypasses ``save()`` and the model signals: only models with neither use it
+(``bookings/tests/test_fast_path_guard.py`` fails otherwise).
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cache
-from typing import Any, NamedTuple, TypeVar
+from functools import cache, partial
+from typing import Any, TypeVar
 
 import psycopg
-from django.db import InterfaceError, OperationalError, connection, models
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connection, connections, models
+from django.db.backends.utils import CursorWrapper
 
 logger = logging.getLogger(__name__)
+_sql_logger = logging.getLogger("django.db.backends")  # where Django logs the ORM's statements
 
 T = TypeVar("T")
 M = TypeVar("M", bound=models.Model)
@@ -31,16 +35,75 @@ M = TypeVar("M", bound=models.Model)
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
 
 
+class PreparedCursor(CursorWrapper):
+    """Django's cursor wrapper around a psycopg cursor with server-side parameter binding, whose
+    ``execute`` also takes psycopg's ``prepare``. Statements go through ``connection.execute_wrappers``
+    (APM hooks) and, with ``execute`` returning the cursor itself, fetches raise Django's errors."""
+
+    def execute(self, sql: Any, params: Any = None, *, prepare: bool | None = None) -> PreparedCursor:
+        self._execute_with_wrappers(sql, params, many=False, executor=partial(self._execute_prepared, prepare=prepare))
+        return self
+
+    def _execute_prepared(self, sql: Any, params: Any, *ignored_wrapper_args: Any, prepare: bool | None) -> Any:
+        self.db.validate_no_broken_transaction()
+        with self.db.wrap_database_errors:
+            return self.cursor.execute(sql, params, prepare=prepare)
+
+    # Direct, not through ``CursorWrapper.__getattr__``: ``prepared_cursor`` already turns the
+    # errors of its whole block into Django's, and these run on every hot statement.
+    def fetchone(self) -> Any:
+        return self.cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self.cursor.fetchall()
+
+
+class _PreparedDebugCursor(PreparedCursor):
+    """A ``PreparedCursor`` that logs each statement to ``connection.queries_log`` (so to
+    ``connection.queries`` and ``CaptureQueriesContext``) and the ``django.db.backends`` logger,
+    with its parameters interpolated, as Django's ``CursorDebugWrapper`` does."""
+
+    def execute(self, sql: Any, params: Any = None, *, prepare: bool | None = None) -> PreparedCursor:
+        start = time.monotonic()
+        try:
+            return super().execute(sql, params, prepare=prepare)
+        finally:
+            duration = time.monotonic() - start
+            statement = _interpolated(self.db, sql, params)
+            self.db.queries_log.append({"sql": statement, "time": f"{duration:.3f}"})
+            _sql_logger.debug(
+                "(%.3f) %s; args=%s; alias=%s",
+                duration,
+                statement,
+                params,
+                self.db.alias,
+                extra={"duration": duration, "sql": statement, "params": params, "alias": self.db.alias},
+            )
+
+
+def _interpolated(db: Any, sql: Any, params: Any) -> str:
+    try:
+        return str(db.ops.compose_sql(sql, params))  # the PostgreSQL backend's
+    except Exception:  # broad on purpose: a statement the log cannot render is logged as written
+        return str(sql)
+
+
 @contextmanager
-def server_side_cursor() -> Iterator[psycopg.Cursor]:
-    """A psycopg cursor with server-side parameter binding on Django's connection (same
-    transaction). Database errors come out as Django's (``django.db.IntegrityError``...), as from
-    ``connection.cursor()``, and like it the connection is health-checked first (``CONN_HEALTH_CHECKS``).
-    Pass ``prepare=True`` to ``execute`` for a statement run per request."""
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        yield cursor
+def prepared_cursor() -> Iterator[PreparedCursor]:
+    """A cursor for the hand-written hot statements, on Django's connection (same transaction):
+    parameters are bound server-side, and ``execute(sql, params, prepare=True)`` prepares a
+    statement run per request. Like ``connection.cursor()`` it health-checks the connection first
+    (``CONN_HEALTH_CHECKS``), raises Django's database errors (``django.db.IntegrityError``...), runs
+    ``connection.execute_wrappers`` and, when Django logs queries (``DEBUG``, ``CaptureQueriesContext``),
+    logs its statements to ``connection.queries``. (Not Django's "server-side cursor", a named
+    cursor that streams results: this one fetches as usual.)"""
+    db = connections[DEFAULT_DB_ALIAS]  # the connection itself: each access through the proxy costs a lookup
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    wrapper = _PreparedDebugCursor if db.queries_logged else PreparedCursor
+    with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
+        yield wrapper(cursor, db)
 
 
 def select_columns(model: type[models.Model], alias: str) -> tuple[str, list[str]]:
@@ -67,33 +130,35 @@ def _converters(model: type[models.Model]) -> list[tuple[models.Field, list[Call
 
 
 @cache
-def _insert_statement(model: type[models.Model]) -> str:
+def model_insert_sql(model: type[models.Model], *, param_prefix: str) -> str:
+    """``INSERT INTO <table> (<columns>) VALUES (...)`` of one ``model`` row, every value a named
+    parameter ``<param_prefix><attname>`` (``model_insert_params``); a prefix of its own lets a
+    statement carry it next to other parameters. Only for models without multi-table inheritance."""
     fields = model._meta.local_concrete_fields
     columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
-    placeholders = ", ".join(f"%({_ROW_PARAM}{field.attname})s" for field in fields)
+    placeholders = ", ".join(f"%({param_prefix}{field.attname})s" for field in fields)
     table = connection.ops.quote_name(model._meta.db_table)
     return f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608 - names come from model meta, values are parameters
 
 
-_ROW_PARAM = "row_"  # prefix of a RowInsert's parameter names, so another statement can carry it
+def model_insert_params(instance: models.Model, *, param_prefix: str) -> dict[str, Any]:
+    """The values of ``model_insert_sql`` for ``instance``, as ``save()`` would write them: field
+    defaults, ``auto_now_add`` and database-side value preparation run now (so ``created_at`` is set
+    on the instance before the row is written). Its primary key must be assigned already (reserved
+    with ``nextval`` by an earlier query): whatever is written with the row may need it."""
+    if instance.pk is None:
+        raise ValueError(f"assign the {type(instance).__name__}'s primary key first (reserve it with nextval)")
+    return {
+        f"{param_prefix}{field.attname}": field.get_db_prep_save(field.pre_save(instance, True), connection)
+        for field in instance._meta.local_concrete_fields
+    }
 
 
-class RowInsert(NamedTuple):
-    """The INSERT of one new model instance, its values bound (named parameters ``row_*``).
-
-    Run it with ``row_insert``, or let another statement carry it in the same round trip
-    (``messaging.services.outbox_event_record(along_with=...)``). Its SQL is the same for every
-    instance of a model, so it is prepared once per connection like the other hot statements.
-    """
-
-    instance: models.Model
-    sql: str
-    params: dict[str, Any]
-
-    def mark_inserted(self) -> None:
-        """The row is in the database (as ``save()`` leaves an instance)."""
-        self.instance._state.adding = False
-        self.instance._state.db = connection.alias
+def mark_in_database(instance: models.Model) -> None:
+    """Mark ``instance`` as in the database, as ``save()`` or a query leaves it, after hand-written SQL
+    wrote or read its row."""
+    instance._state.adding = False
+    instance._state.db = connection.alias
 
 
 def one_row(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
@@ -101,29 +166,6 @@ def one_row(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
     if row is None:  # a RETURNING statement that inserted its row always returns it
         raise RuntimeError("the statement returned no row")
     return row
-
-
-def model_insert_statement(instance: models.Model) -> RowInsert:
-    """The INSERT of ``instance`` as ``save()`` would write it: field defaults, ``auto_now_add``
-    and database-side value preparation run now (so ``created_at`` is set on the instance before
-    the row is written). Its primary key must be assigned already (reserved with ``nextval`` by an
-    earlier query): whatever carries the row may need it, as the outbox event about it does."""
-    if instance.pk is None:
-        raise ValueError(f"assign the {type(instance).__name__}'s primary key first (reserve it with nextval)")
-    params = {
-        f"{_ROW_PARAM}{field.attname}": field.get_db_prep_save(field.pre_save(instance, True), connection)
-        for field in instance._meta.local_concrete_fields
-    }
-    return RowInsert(instance, _insert_statement(type(instance)), params)
-
-
-def row_insert(row: RowInsert) -> None:
-    """Execute ``row`` on its own and mark its instance inserted. Like ``save()`` without the
-    ``pre_save``/``post_save`` signals: use it only for models nothing listens to, without
-    multi-table inheritance."""
-    with server_side_cursor() as cursor:
-        cursor.execute(row.sql, row.params, prepare=True)
-    row.mark_inserted()
 
 
 def retry_on_connection_loss(write: Callable[[], T], *, what: str, attempts: int = 3, pause: float = 0.5) -> T:

@@ -2,8 +2,8 @@
 
 ``LOG_FORMAT=json`` (production, tests) writes one JSON object per line; ``console``
 (development) writes a readable line with the same fields. Django, gunicorn (error and access
-logs, see ``tourapp/ops/gunicorn.conf.py``), Celery worker and beat (see
-``tourapp/ops/celery_hooks.py``) and the Kafka consumer all use this one configuration.
+logs, see ``tourapp/gunicorn.conf.py``), Celery worker and beat (see
+``ops/celery_hooks.py``) and the Kafka consumer all use this one configuration.
 
 Guarantees of this configuration:
 

@@ -54,9 +54,9 @@ INSTALLED_APPS = [
     "notifications",
     "payments",
     "django_filters",  # the bookings list's filters (and their form in the browsable API)
-    "health_check",  # /health/live and /health/ready (tourapp/ops/health.py)
+    "health_check",  # /health/live and /health/ready (ops/health.py)
     "django_prometheus",
-    "tourapp.ops",  # metrics, worker heartbeat, ops dashboard, system checks
+    "ops.apps.OpsConfig",  # metrics, worker heartbeat, ops dashboard, system checks
 ]
 
 MIDDLEWARE = [
@@ -147,9 +147,9 @@ OUTBOX_BACKOFF_BASE_SECONDS = env.float("OUTBOX_BACKOFF_BASE_SECONDS", default=1
 OUTBOX_BACKOFF_MAX_SECONDS = env.float("OUTBOX_BACKOFF_MAX_SECONDS", default=300.0)
 OUTBOX_SWEEP_SECONDS = env.float("OUTBOX_SWEEP_SECONDS", default=5.0)
 # Each Celery worker drains the outbox when a commit NOTIFYs this channel, and at least every
-# OUTBOX_WORKER_LOOP_SECONDS, without the Celery broker (see messaging/relay_loop.py); 0 turns it off.
+# OUTBOX_WORKER_LOOP_SECONDS, without the Celery broker (see messaging/relay/loop.py); 0 turns it off.
 OUTBOX_NOTIFY_CHANNEL = env.str("OUTBOX_NOTIFY_CHANNEL", default="tourapp_outbox")
-# Also how soon a relay takes over the claim of a relay that died (messaging/relay_liveness.py).
+# Also how soon a relay takes over the claim of a relay that died (messaging/relay/liveness.py).
 OUTBOX_WORKER_LOOP_SECONDS = env.float("OUTBOX_WORKER_LOOP_SECONDS", default=2.0)
 OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=7)
 # Destinations an event is relayed to; each has its own delivery state.
@@ -407,7 +407,7 @@ if PRODUCTION:
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION or TESTING else "console")
 LOG_ROLE = env.str("TOURAPP_ROLE", default="web")
-# A mistyped LOG_LEVEL or LOG_FORMAT is reported by the system check (tourapp.ops.checks), which names
+# A mistyped LOG_LEVEL or LOG_FORMAT is reported by the system check (ops.checks), which names
 # it: logging uses the defaults meanwhile, or Django's logging setup would fail first with a traceback.
 _LOG_LEVEL = LOG_LEVEL.upper() if LOG_LEVEL.upper() in logging.getLevelNamesMapping() else "INFO"
 _LOG_FORMAT = LOG_FORMAT if LOG_FORMAT in ("json", "console") else "json"

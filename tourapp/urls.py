@@ -7,7 +7,7 @@ from tourapp.api_root import ApiRootView
 
 urlpatterns = [
     # Health (/health/live, /health/ready), /metrics and the admin ops dashboard: before admin/.
-    path("", include("tourapp.ops.urls")),
+    path("", include("ops.urls")),
     path("admin/", admin.site.urls),
     path("api/", ApiRootView.as_view(), name="api-root"),
     path("api/", include("availability.api.urls")),

@@ -27,13 +27,8 @@ from messaging.envelope import event_parse
 from messaging.inbox import inbox_process
 from messaging.models import ProcessedMessage
 from messaging.registry import handler_get
-from messaging.tests.consumer_support import (
-    _fresh_topic_fixture,  # noqa: F401 - fixture "fresh_topic"
-    booking_payload,
-    kafka_produce,
-    wait_until,
-    wire_headers,
-)
+from messaging.tests.consumer_support import booking_payload, kafka_produce, wire_headers
+from tests.support.waiting import wait_until
 
 
 def _event(**overrides):

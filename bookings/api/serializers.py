@@ -11,8 +11,8 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
+from bookings.event_schema import TIERS
 from bookings.models import Booking
-from messaging.events import TIERS
 from tourapp.serializers import StrictInputSerializer, model_max_length
 
 BOOKING_EXAMPLE: dict[str, Any] = {

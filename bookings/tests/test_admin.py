@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from bookings.event_schema import TOUR_CANCELLED
 from bookings.models import Booking
 from bookings.services import booking_create
 from bookings.tests.factories import UserFactory
-from messaging.events import TOUR_CANCELLED
 from messaging.models import OutboxEvent
 from tourapp.pii import mask_email
 

@@ -1,27 +1,25 @@
-"""Kafka event consumer: a consumer group on ``tour_events`` feeding the handlers routed to Kafka.
+"""Kafka transport: a consumer group on ``tour_events`` feeding the handlers routed to Kafka.
 
 Guarantee: at-least-once into the inbox (which makes it effectively once). Auto-commit is off;
 offsets are committed only after every record of a poll batch was applied, found duplicate, or
-dead-lettered (DLQ topic copy acknowledged by ``acks=all`` + ``DeadLetter`` row).
+dead-lettered (DLQ topic copy acknowledged by ``acks=all`` + ``DeadLetter`` row, see
+:mod:`.kafka_dead_letters`).
 
-* Dead-letter path: a DLQ produce that fails (broker down, topic missing, timeout) never kills the
-  consumer. It is retried with capped backoff, each attempt bounded by
-  ``KAFKA_DLQ_SEND_TIMEOUT_SECONDS`` and logged, on a fresh producer, until the broker acknowledges
-  it; the batch's offsets wait for that. Stopping meanwhile leaves the batch uncommitted: it is
-  redelivered (the inbox skips what was applied; the DLQ topic may get a record twice).
-
-* Batches: each poll batch is parsed, then applied per handler in ONE inbox transaction
-  (dedup + side-effect records + on-commit task dispatch). If that fails the batch is split and
-  each record retried ``KAFKA_HANDLER_MAX_ATTEMPTS`` times; a record that still fails is poison
-  and goes to the DLQ topic. Database outages (``OperationalError``) are not poison: the whole
-  batch is retried with capped backoff until the database answers (or we are told to stop).
+* Batches: each poll batch goes through the shared pipeline (:mod:`.pipeline`): parsed, then
+  applied per handler in ONE inbox transaction; if that fails, record by record with
+  ``KAFKA_HANDLER_MAX_ATTEMPTS`` tries each, and a record that still fails is poison. Database
+  outages (``OperationalError``) are not poison: the whole batch is retried with capped backoff
+  until the database answers (or we are told to stop).
 * Offset reset: ``auto_offset_reset="earliest"``, on purpose. It only applies to a group with no
   committed offset; "latest" (kafka-python's default) would silently skip every event published
   before the group first started. ``from_beginning=True`` additionally seeks each partition to
   the beginning on first assignment, even when the group has committed offsets (a replay).
-* Stop: :meth:`stop` (SIGTERM/SIGINT in the command) lets the current batch finish, commits, closes.
+* Stop: :meth:`KafkaEventConsumer.stop` (SIGTERM/SIGINT in ``run_kafka_consumer``) lets the
+  current batch finish, commits, closes.
 * Broker restart: kafka-python reconnects; poll errors are logged and retried with backoff.
   Rebalance: offsets are committed after every batch, and again for revoked partitions.
+* Lag: refreshed in ``KAFKA_CONSUMER_LAG`` and logged with the progress line every
+  ``KAFKA_PROGRESS_LOG_SECONDS``.
 """
 
 from __future__ import annotations
@@ -30,20 +28,19 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaConfigurationError, KafkaError, NoBrokersAvailable
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError, NoBrokersAvailable
 from kafka.structs import OffsetAndMetadata
 
-from messaging.dead_letters import dead_letter_record
-from messaging.envelope import Event, InvalidMessage, event_parse
-from messaging.inbox import InboxResult, inbox_process
-from messaging.publishers import is_producer_closed, kafka_producer_config
+from messaging.consumers.kafka_dead_letters import KafkaDeadLetters, Poison, StopRequested
+from messaging.consumers.pipeline import Pipeline, Received, Rejection
+from messaging.envelope import Event
+from messaging.inbox import InboxResult
 from messaging.registry import TRANSPORT_KAFKA, Handler, handler_get, handlers_for_transport
-from tourapp.correlation import correlation_scope
 from tourapp.db import CONNECTION_ERRORS
 from tourapp.metrics import KAFKA_CONSUMER_LAG
 
@@ -60,51 +57,37 @@ class KafkaConsumeStats:
     lag: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
-class _Poison:
-    record: Any
-    reason: str
-    handler: str = ""
-    event_type: str = ""
-    event_id: str = ""
-    correlation_id: str = ""
-
-
-def _headers(record: Any) -> dict[str, str]:
-    return {key: (value or b"").decode("utf-8", "replace") for key, value in (record.headers or [])}
-
-
-def kafka_producer(*, timeout_seconds: float = 30.0) -> KafkaProducer:
-    """The relay's producer settings (``acks=all``, idempotent), every wait bounded by ``timeout_seconds``."""
-    timeout_ms = max(int(timeout_seconds * 1000), 1)
-    config = kafka_producer_config()
-    request_timeout_ms = min(cast(int, config["request_timeout_ms"]), timeout_ms)
-    config.update(
-        max_block_ms=timeout_ms,
-        request_timeout_ms=request_timeout_ms,
-        # kafka-python refuses a delivery timeout that does not cover one request after the linger
-        delivery_timeout_ms=max(timeout_ms, request_timeout_ms + cast(int, config["linger_ms"]) + 1),
+def _received(record: Any) -> Received[Any]:
+    headers = {key: (value or b"").decode("utf-8", "replace") for key, value in (record.headers or [])}
+    return Received(
+        message=record, body=record.value or b"", headers=headers, correlation_id=headers.get("correlationId", "")
     )
-    return KafkaProducer(**config)
 
 
-class _StopRequested(Exception):
-    """The consumer was stopped while a batch could not be finished; its offsets stay uncommitted."""
+class _KafkaBatch:
+    """The pipeline's outcomes for one poll batch: counted, poison kept for the DLQ (nothing to ack per record)."""
 
+    name = TRANSPORT_KAFKA
+    reraise = CONNECTION_ERRORS  # a database outage: retry the whole batch, nobody is poison
 
-def republish_to_topic(*, topic: str, key: str, body: bytes, headers: Mapping[str, Any]) -> None:
-    """Produce ``body`` back to ``topic`` (re-drive); DLQ bookkeeping headers are dropped."""
-    dropped = {"error", "source-topic", "source-partition", "source-offset", "handler"}
-    producer = kafka_producer()
-    try:
-        producer.send(
-            topic,
-            key=key.encode() if key else None,
-            value=body,
-            headers=[(k, str(v).encode()) for k, v in headers.items() if k not in dropped],
-        ).get(timeout=30)
-    finally:
-        producer.close(timeout=5)
+    def __init__(self, stats: KafkaConsumeStats) -> None:
+        self.stats = stats
+        self.poison: list[Poison] = []
+
+    @property
+    def attempts(self) -> int:
+        return settings.KAFKA_HANDLER_MAX_ATTEMPTS
+
+    def done(self, handler: Handler, items: Sequence[Received[Any]], result: InboxResult) -> None:
+        self.stats.applied += len(result.applied)
+        self.stats.duplicates += len(result.duplicates)
+
+    def invalid(self, handler: Handler | None, item: Received[Any], rejection: Rejection) -> None:
+        self.poison.append(Poison(item.message, dict(item.headers), handler.name if handler else "", rejection))
+
+    def failed(self, handler: Handler, item: Received[Any], event: Event, error: str) -> None:
+        reason = f"failed after {self.attempts} attempts: {error}"
+        self.invalid(handler, item, Rejection.of(event, reason))
 
 
 class _RebalanceListener(ConsumerRebalanceListener):
@@ -155,7 +138,7 @@ class KafkaEventConsumer:
         self.rewound: set[TopicPartition] = set()
         self._done: dict[TopicPartition, int] = {}  # next offset to commit, per partition
         self._stopping = False
-        self._producer: KafkaProducer | None = None
+        self._dead_letters = KafkaDeadLetters(stopping=lambda: self._stopping)
         self._progress_logged: tuple[object, ...] | None = None  # what the last INFO progress line said
         self.consumer = self._connect()
 
@@ -229,8 +212,7 @@ class KafkaEventConsumer:
             self.commit_done()
             self._log_progress()
             self.consumer.close(autocommit=False)
-            if self._producer is not None:
-                self._producer.close(timeout=5)
+            self._dead_letters.close()
         return self.stats
 
     def _spin_check(self, batch: Mapping[TopicPartition, list[Any]], wall: float, cpu: float, spins: int) -> int:
@@ -317,7 +299,7 @@ class KafkaEventConsumer:
             try:
                 self._handle_batch(batch)
                 break
-            except _StopRequested:
+            except StopRequested:
                 logger.warning("stopped before the batch was dead-lettered; its offsets stay uncommitted")
                 return
             except CONNECTION_ERRORS:
@@ -333,182 +315,11 @@ class KafkaEventConsumer:
             self._done[tp] = records[-1].offset + 1
 
     def _handle_batch(self, batch: Mapping[TopicPartition, list[Any]]) -> None:
-        parsed: list[tuple[Any, Event]] = []
-        poison: list[_Poison] = []
-        for records in batch.values():
-            for record in records:
-                headers = _headers(record)
-                try:
-                    parsed.append((record, event_parse(body=record.value or b"", headers=headers)))
-                except InvalidMessage as exc:
-                    cid = headers.get("correlationId", "")
-                    poison.append(_Poison(record, exc.reason, "", exc.event_type, exc.event_id, cid))
-        for handler in self.handlers:
-            mine: list[tuple[Any, Event]] = []
-            for record, event in parsed:
-                if not handler.accepts(event.event_type):
-                    continue
-                missing = event.missing(handler.required_fields)
-                if missing:
-                    reason = f"missing fields for handler {handler.name}: {', '.join(missing)}"
-                    poison.append(_poison_for(record, event, reason, handler.name))
-                else:
-                    mine.append((record, event))
-            if mine:
-                poison += self._apply(handler, mine)
-        if poison:
-            self._dead_letter(poison)
-
-    def _apply(self, handler: Handler, mine: list[tuple[Any, Event]]) -> list[_Poison]:
-        try:
-            with correlation_scope(mine[0][1].correlation_id if len(mine) == 1 else None, handler=handler.name):
-                result = inbox_process(handler=handler, events=[event for _, event in mine], transport=TRANSPORT_KAFKA)
-            self.stats.applied += len(result.applied)
-            self.stats.duplicates += len(result.duplicates)
-            _log_outcomes(handler, result)
-            return []
-        except CONNECTION_ERRORS:
-            raise
-        except Exception:
-            logger.warning("batch of %d failed for %s; retrying record by record", len(mine), handler.name)
-        poison = []
-        for record, event in mine:
-            error = self._apply_one(handler, event)
-            if error:
-                poison.append(_poison_for(record, event, error, handler.name))
-        return poison
-
-    def _apply_one(self, handler: Handler, event: Event) -> str:
-        """Apply one event with bounded retries; return the error text if it is poison."""
-        error = ""
-        with correlation_scope(event.correlation_id, event_id=event.event_id, booking_id=event.booking_id):
-            for attempt in range(settings.KAFKA_HANDLER_MAX_ATTEMPTS):
-                try:
-                    result = inbox_process(handler=handler, events=[event], transport=TRANSPORT_KAFKA)
-                except CONNECTION_ERRORS:
-                    raise
-                except Exception as exc:
-                    error = f"{type(exc).__name__}: {exc}"
-                    logger.warning("handler %s attempt %d failed: %s", handler.name, attempt + 1, error)
-                    time.sleep(min(0.05 * 2**attempt, 1.0))
-                    continue
-                self.stats.applied += len(result.applied)
-                self.stats.duplicates += len(result.duplicates)
-                _log_outcomes(handler, result)
-                return ""
-        return f"failed after {settings.KAFKA_HANDLER_MAX_ATTEMPTS} attempts: {error}"
-
-    def _dead_letter(self, poison: list[_Poison]) -> None:
-        """DLQ topic copy (acks=all, waited for) first, then the ``DeadLetter`` rows."""
-        self._produce_to_dlq_until_acknowledged(poison)
-        for item in poison:
-            record = item.record
-            with correlation_scope(item.correlation_id or None):
-                dead_letter_record(
-                    transport=TRANSPORT_KAFKA,
-                    source=record.topic,
-                    reason=item.reason,
-                    body=record.value or b"",
-                    headers=_headers(record),
-                    handler=item.handler,
-                    kafka_partition=record.partition,
-                    kafka_offset=record.offset,
-                    message_key=(record.key or b"").decode("utf-8", "replace"),
-                    event_type=item.event_type,
-                    event_id=item.event_id,
-                    correlation_id=item.correlation_id,
-                )
-        self.stats.dead_lettered += len(poison)
-
-    def _produce_to_dlq_until_acknowledged(self, poison: list[_Poison]) -> None:
-        """Retry the DLQ copies with capped backoff until acknowledged; ``_StopRequested`` if stopped first."""
-        backoff, attempt = 0.5, 0
-        while True:
-            attempt += 1
-            try:
-                self._produce_to_dlq(poison)
-                return
-            except Exception as exc:
-                if not _is_dlq_produce_failure(exc):
-                    raise
-                self._drop_producer()
-                log = logger.warning if attempt < 5 else logger.error
-                log(
-                    "dead-letter produce of %d record(s) to %s failed (attempt %d): %s: %s; retrying in %.1fs",
-                    len(poison),
-                    settings.KAFKA_DLQ_TOPIC,
-                    attempt,
-                    type(exc).__name__,
-                    exc,
-                    backoff,
-                )
-            if not self._sleep_unless_stopping(backoff):
-                raise _StopRequested()
-            backoff = min(backoff * 2, 10.0)
-
-    def _produce_to_dlq(self, poison: list[_Poison]) -> None:
-        timeout = settings.KAFKA_DLQ_SEND_TIMEOUT_SECONDS
-        if self._producer is None:
-            self._producer = kafka_producer(timeout_seconds=timeout)
-        futures = []
-        for item in poison:
-            record = item.record
-            headers = [(k, v) for k, v in (record.headers or []) if k not in {"error", "handler"}]
-            headers += [
-                ("error", item.reason.encode()[:1000]),
-                ("handler", item.handler.encode()),
-                ("source-topic", record.topic.encode()),
-                ("source-partition", str(record.partition).encode()),
-                ("source-offset", str(record.offset).encode()),
-            ]
-            futures.append(
-                self._producer.send(settings.KAFKA_DLQ_TOPIC, key=record.key, value=record.value, headers=headers)
-            )
-        deadline = time.monotonic() + timeout
-        for future in futures:
-            future.get(timeout=max(deadline - time.monotonic(), 0.001))
-
-    def _drop_producer(self) -> None:
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            try:
-                producer.close(timeout=0)  # drops what it still buffers: all of it is re-sent
-            except Exception:  # a broken producer fails to close in many ways; it is gone anyway
-                logger.debug("error while closing the DLQ producer", exc_info=True)
-
-    def _sleep_unless_stopping(self, seconds: float) -> bool:
-        """Sleep in short steps so a stop request is honoured quickly; False if stopped."""
-        deadline = time.monotonic() + seconds
-        while not self._stopping:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return True
-            time.sleep(min(remaining, 0.1))
-        return False
-
-
-def _is_dlq_produce_failure(exc: BaseException) -> bool:
-    """What producing to the DLQ raises when the broker, the topic or the network is not there.
-
-    kafka-python reports a closed producer with an ``AssertionError`` of its own; any other
-    ``AssertionError``, like a producer configuration it refuses, is a programming error that no
-    retry can fix, and propagates.
-    """
-    if isinstance(exc, KafkaConfigurationError):
-        return False
-    return is_producer_closed(exc) or isinstance(exc, KafkaError | OSError)
-
-
-def _log_outcomes(handler: Handler, result: InboxResult) -> None:
-    """One line per event, under the event's own correlation id, so a booking can be traced here too."""
-    for outcome, events in (("applied", result.applied), ("duplicate skipped", result.duplicates)):
-        for event in events:
-            with correlation_scope(event.correlation_id, event_id=event.event_id, booking_id=event.booking_id):
-                logger.info("%s %s by %s", event.event_type, outcome, handler.name)
-
-
-def _poison_for(record: Any, event: Event, reason: str, handler_name: str) -> _Poison:
-    return _Poison(record, reason, handler_name, event.event_type, str(event.event_id or ""), event.correlation_id)
+        outcome = _KafkaBatch(self.stats)
+        Pipeline(outcome).handle_log(self.handlers, [_received(r) for records in batch.values() for r in records])
+        if outcome.poison:
+            self._dead_letters.send(outcome.poison)
+            self.stats.dead_lettered += len(outcome.poison)
 
 
 def kafka_consume(

@@ -1,5 +1,6 @@
-"""Fixtures for the outbox relay tests: events written through the real service, and fresh
-consumers on the session's RabbitMQ exchange and Kafka topic that read what the relay published.
+"""Fixtures for the messaging tests: events written through the real service, fresh consumers on
+the session's RabbitMQ exchange and Kafka topic that read what the relay published, and the
+Celery tasks the consumers dispatched (``celery_tasks``).
 """
 
 from __future__ import annotations
@@ -10,15 +11,18 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from django.conf import settings
 from django.db import transaction
 
+from bookings.event_schema import TIER_STANDARD, TOUR_BOOKED, TOUR_CANCELLED
 from messaging.amqp import events_connection, events_exchange
-from messaging.events import TIER_STANDARD, TOUR_BOOKED, TOUR_CANCELLED, routing_key_for
+from messaging.events import routing_key_for
 from messaging.models import OutboxEvent
-from messaging.relay import outbox_destination_resume, outbox_publishers_close
+from messaging.relay.pause import outbox_destination_resume
+from messaging.relay.publisher_cache import outbox_publishers_close
 from messaging.services import outbox_event_record
 
 RABBITMQ = "rabbitmq"
@@ -227,11 +231,38 @@ def assert_in_order_per_aggregate(received: list[Received], events: list[OutboxE
     assert seen == written
 
 
-def wait_until(
-    predicate: Callable[[], bool], *, timeout: float, interval: float = 0.05, what: str = "condition"
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+@pytest.fixture
+def celery_tasks() -> Iterator[Callable[..., list[dict[str, Any]]]]:
+    """``run()`` reads the session's Celery queue and executes what the consumers dispatched.
+
+    Returns each task's name, args and headers, so tests can check the correlation id travelled.
+    The queue is purged first, so a test only sees its own tasks.
+    """
+    from tourapp.celery import app
+
+    def drain(*, execute: bool = True, expected: int = 0, timeout: float = 10.0) -> list[dict[str, Any]]:
+        seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        with app.connection_for_write() as connection:
+            queue = connection.SimpleQueue(settings.CELERY_TASK_DEFAULT_QUEUE, no_ack=True)
+            try:
+                while True:
+                    try:
+                        message = queue.get(timeout=0.2)
+                    except queue.Empty:
+                        if len(seen) >= expected or time.monotonic() >= deadline:
+                            break
+                        continue
+                    headers = message.headers
+                    if not headers.get("task", "").startswith("notifications."):
+                        continue  # other apps' tasks (e.g. the relay's) are not ours to run here
+                    args, kwargs, _embed = message.decode() if message.body else ([], {}, {})
+                    seen.append({"task": headers["task"], "args": args, "headers": headers})
+                    if execute:
+                        app.tasks[headers["task"]].apply(args=args, kwargs=kwargs, headers=headers)
+            finally:
+                queue.close()
+        return seen
+
+    drain(execute=False, timeout=0)
+    yield drain

@@ -19,22 +19,21 @@ from django.core import mail
 from availability.models import DepartureAvailability
 from availability.tests.factories import DepartureFactory
 from messaging.consumers.kafka import KafkaEventConsumer, kafka_consume
-from messaging.consumers.rabbitmq import rabbitmq_consume, rabbitmq_topology_setup
+from messaging.consumers.rabbitmq_topology import rabbitmq_topology_setup
+from messaging.consumers.rabbitmq_worker import rabbitmq_consume
 from messaging.models import DeadLetter
 from messaging.tests.consumer_support import (
-    _amqp_env_fixture,  # noqa: F401 - fixture "amqp_env"
-    _celery_tasks_fixture,  # noqa: F401 - fixture "celery_tasks"
-    _fresh_topic_fixture,  # noqa: F401 - fixture "fresh_topic"
     amqp_publish,
     booking_payload,
     foreign_payload,
     kafka_produce,
     kafka_read_all,
-    subprocess_database_url,
-    wait_until,
     wire_headers,
 )
 from notifications.models import Notification
+from tests.support.database import subprocess_database_url
+from tests.support.kafka import kafka_topics_create
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -112,6 +111,27 @@ def test_kafka_consumer_sends_poison_records_to_the_dlq_topic_and_keeps_going(fr
     assert rows.count() == 6
     assert rows.get(reason__contains="unknown departure").correlation_id == "cid-poison"
     assert sum(_committed(settings.KAFKA_CONSUMER_GROUP, fresh_topic).values()) == 8
+
+
+def test_kafka_consumer_logs_each_duplicate_once_and_no_info_line_per_applied_event(
+    fresh_topic, settings, caplog
+) -> None:
+    # given: one record delivered three times to the availability handler
+    settings.EVENT_HANDLER_ROUTES = {"notifications": "rabbitmq", "availability": "kafka"}
+    departure = DepartureFactory(capacity=10)
+    payload = booking_payload(departureId=departure.pk, seats=1)
+    kafka_produce(fresh_topic, [(payload, wire_headers(payload, "cid-dup"))] * 3)
+    caplog.set_level(logging.INFO)
+    # when
+    stats = kafka_consume(until_caught_up=True, idle_timeout=20)
+    # then: applied once; the consumer's INFO lines about it are one per duplicate, as on RabbitMQ
+    assert (stats.applied, stats.duplicates) == (1, 2)
+    about_it = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("messaging.") and getattr(r, "correlation_id", None) == "cid-dup"
+    ]
+    assert about_it == [f"skipped duplicate event {payload['eventId']}"] * 2
 
 
 def test_both_transports_at_once_still_send_one_email_one_sms_and_change_availability_once(
@@ -223,13 +243,10 @@ def test_a_dlq_topic_that_cannot_take_records_is_retried_with_backoff_and_the_co
 ) -> None:
     # given: a poison record and a valid one; the DLQ topic does not exist yet (the broker does
     # not auto-create topics), so every produce to it fails until it is created
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-
     settings.EVENT_HANDLER_ROUTES = {"notifications": "rabbitmq", "availability": "kafka"}
     settings.KAFKA_DLQ_TOPIC = f"{fresh_topic}.late-dlq"
     settings.KAFKA_DLQ_SEND_TIMEOUT_SECONDS = 1.0
-    caplog.set_level(logging.WARNING, logger="messaging.consumers.kafka")
+    caplog.set_level(logging.WARNING, logger="messaging.consumers.kafka_dead_letters")
     departure = DepartureFactory(capacity=10)
     valid = booking_payload(departureId=departure.pk, seats=1)
     kafka_produce(fresh_topic, [(b"{oops", {}), (valid, wire_headers(valid))])
@@ -238,11 +255,7 @@ def test_a_dlq_topic_that_cannot_take_records_is_retried_with_backoff_and_the_co
         try:
             wait_until(lambda: len(_dlq_failures(caplog)) >= 2, timeout=60, what="two failed DLQ attempts")
         finally:
-            admin = KafkaAdminClient(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS)
-            try:
-                admin.create_topics([NewTopic(settings.KAFKA_DLQ_TOPIC, 1, 1)])
-            finally:
-                admin.close()
+            kafka_topics_create(settings.KAFKA_DLQ_TOPIC, partitions=1)
 
     helper, errors = _in_background(create_the_dlq_topic_after_two_failed_attempts)
     try:
@@ -268,7 +281,7 @@ def test_stopping_while_the_dlq_cannot_be_reached_leaves_the_poison_record_uncom
     # given: a poison record and a DLQ topic that does not exist
     settings.KAFKA_DLQ_TOPIC = f"{fresh_topic}.missing-dlq"
     settings.KAFKA_DLQ_SEND_TIMEOUT_SECONDS = 1.0
-    caplog.set_level(logging.WARNING, logger="messaging.consumers.kafka")
+    caplog.set_level(logging.WARNING, logger="messaging.consumers.kafka_dead_letters")
     kafka_produce(fresh_topic, [(b"{oops", {})])
     consumer = KafkaEventConsumer(idle_timeout=30)
 

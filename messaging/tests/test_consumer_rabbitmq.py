@@ -11,14 +11,13 @@ from django.core import mail
 
 from availability.models import DepartureAvailability
 from availability.tests.factories import DepartureFactory
+from bookings.event_schema import TOUR_BOOKED
 from messaging import registry
-from messaging.consumers.rabbitmq import queue_name_for, rabbitmq_consume, rabbitmq_topology_setup
+from messaging.consumers.rabbitmq_topology import queue_name_for, rabbitmq_topology_setup
+from messaging.consumers.rabbitmq_worker import rabbitmq_consume
 from messaging.envelope import Event
-from messaging.events import TOUR_BOOKED
 from messaging.models import DeadLetter, ProcessedMessage
 from messaging.tests.consumer_support import (
-    _amqp_env_fixture,  # noqa: F401 - fixture "amqp_env"
-    _celery_tasks_fixture,  # noqa: F401 - fixture "celery_tasks"
     amqp_publish,
     amqp_queue_get_all,
     booking_payload,
@@ -58,6 +57,13 @@ def test_rabbitmq_consumer_sends_one_email_one_sms_one_seat_change_for_an_event_
     # and the correlation id travelled into the Celery task headers and the log lines
     assert {t["headers"]["tourapp_correlation_id"] for t in tasks} == {"cid-ours", "cid-node"}
     assert {r.correlation_id for r in caplog.records if "duplicate" in r.getMessage()} >= {"cid-ours", "cid-node"}
+    # and the consumer says nothing at INFO about an applied event, one line per duplicate (as on Kafka)
+    about_ours = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("messaging.") and getattr(r, "correlation_id", None) == "cid-ours"
+    ]
+    assert about_ours == [f"skipped duplicate event {ours['eventId']}"] * 4  # two handlers, two copies each
     assert "user@example.com" not in caplog.text and "+33612345678" not in caplog.text
 
 
@@ -96,6 +102,9 @@ def test_rabbitmq_consumer_dead_letters_bad_messages_with_the_reason_and_process
     for expected in ("malformed JSON", "unknown event type", "user_email", "seats must be an integer", "too large"):
         assert any(expected in reason for reason in reasons), (expected, reasons)
     assert DeadLetter.objects.filter(transport="rabbitmq", handler="notifications").count() == 5
+    # and a message rejected by its handler is recorded with its event type and id, as on Kafka
+    missing = DeadLetter.objects.get(reason__contains="user_email")
+    assert (missing.event_type, missing.event_id) == ("tour.booked", no_email["eventId"])
     # and nothing loops: the main queue is empty
     assert amqp_queue_get_all(queue_name_for("notifications")) == []
 

@@ -14,17 +14,12 @@ import pytest
 from django.conf import settings
 
 from messaging.amqp import events_connection
-from messaging.consumers.rabbitmq import queue_name_for
+from messaging.consumers.rabbitmq_topology import queue_name_for
 from messaging.models import DeadLetter
-from messaging.tests.consumer_support import (
-    _amqp_env_fixture,  # noqa: F401 - fixture "amqp_env"
-    amqp_publish,
-    booking_payload,
-    subprocess_database_url,
-    wait_until,
-    wire_headers,
-)
+from messaging.tests.consumer_support import amqp_publish, booking_payload, wire_headers
 from notifications.models import Notification
+from tests.support.database import subprocess_database_url
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,12 +10,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 
-from messaging.consumers.rabbitmq import queue_name_for, rabbitmq_consume, rabbitmq_topology_setup
+from messaging.consumers.rabbitmq_topology import queue_name_for, rabbitmq_topology_setup
+from messaging.consumers.rabbitmq_worker import rabbitmq_consume
 from messaging.dead_letters import dead_letter_record, dead_letter_redrive_to_broker
 from messaging.models import DeadLetter
 from messaging.tests.consumer_support import (
-    _amqp_env_fixture,  # noqa: F401 - fixture "amqp_env"
-    _fresh_topic_fixture,  # noqa: F401 - fixture "fresh_topic"
     amqp_publish,
     booking_payload,
     kafka_read_all,

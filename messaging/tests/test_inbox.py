@@ -8,9 +8,9 @@ from collections.abc import Iterator, Sequence
 import pytest
 from django.core.cache import cache
 
+from bookings.event_schema import TOUR_BOOKED, TOUR_CANCELLED
 from messaging import registry
 from messaging.envelope import Event, event_parse
-from messaging.events import TOUR_BOOKED, TOUR_CANCELLED
 from messaging.inbox import idempotency_key, inbox_forget_cache, inbox_process
 from messaging.models import ProcessedMessage
 from messaging.tests.consumer_support import booking_payload, foreign_payload

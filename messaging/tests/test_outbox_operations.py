@@ -16,10 +16,16 @@ from django.urls import reverse
 from django.utils import timezone
 
 from messaging.models import DeadLetter, OutboxDelivery, OutboxEvent, ProcessedMessage
+from messaging.queries import (
+    OUTBOX_EVENT_INSERT_CTES,
+    OUTBOX_EVENT_INSERT_RESULT,
+    outbox_event_insert_params,
+    outbox_event_inserted,
+)
 from messaging.selectors import outbox_backlog_stats
-from messaging.services import outbox_event_record, outbox_purge_delivered, outbox_relay_kick
+from messaging.services import outbox_event_build, outbox_purge_delivered, outbox_relay_kick
 from messaging.tests.conftest import KAFKA, RABBITMQ, fake_booking_ids, record_booking_events
-from tourapp.db import model_insert_statement
+from tourapp.db import mark_in_database, model_insert_params, model_insert_sql, prepared_cursor
 
 pytestmark = pytest.mark.django_db
 
@@ -38,14 +44,23 @@ def _new_group(name: str) -> Group:
 
 
 def _record_along_with(group: Group) -> OutboxEvent:
-    return outbox_event_record(
+    """What a domain app's ``queries.py`` does: its row and the event in one statement, composed
+    from messaging's public fragment."""
+    values = model_insert_params(group, param_prefix="group_")
+    event = outbox_event_build(
         aggregate_type="group",
         aggregate_id=str(group.pk),
         event_type="group.created",
         routing_key="group.created",
         payload={"name": group.name},
-        along_with=model_insert_statement(group),
     )
+    group_insert = model_insert_sql(Group, param_prefix="group_")
+    sql = f"WITH grp AS ({group_insert}),{OUTBOX_EVENT_INSERT_CTES}\n{OUTBOX_EVENT_INSERT_RESULT}"
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, {**values, **outbox_event_insert_params(event)})
+        outbox_event_inserted(event, cursor.fetchone())
+    mark_in_database(group)
+    return event
 
 
 def test_an_event_recorded_along_with_its_business_row_writes_both_in_one_statement():

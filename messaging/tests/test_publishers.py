@@ -7,10 +7,15 @@ import json
 import pytest
 from django.db import transaction
 
-from messaging.events import TOUR_BOOKED
+from bookings.event_schema import TOUR_BOOKED
 from messaging.models import OutboxDelivery
-from messaging.publishers import AmqpPublisher, OutboundMessage
-from messaging.relay import outbox_relay_batch
+from messaging.publishers import kafka as kafka_publishers
+from messaging.publishers.base import OutboundMessage
+from messaging.publishers.kafka import KafkaPublisher
+from messaging.publishers.kafka_batch_sender import KAFKA_BATCH_SENDER_GATE
+from messaging.publishers.rabbitmq import AmqpPublisher
+from messaging.publishers.rabbitmq_frames import AMQP_FRAME_WRITER_GATE
+from messaging.relay.batch import outbox_relay_batch
 from messaging.services import outbox_event_record
 from messaging.tests.conftest import KAFKA, fake_booking_ids, record_booking_events
 
@@ -38,8 +43,12 @@ def _readable(message: OutboundMessage) -> OutboundMessage:
     )
 
 
-def test_amqp_publisher_confirms_a_batch_and_reuses_its_connection(amqp_reader):
-    # given a queue bound to the exchange and a publisher
+@pytest.mark.parametrize("frame_writer", [True, False], ids=["frame-writer", "basic-publish"])
+def test_amqp_publisher_confirms_a_batch_and_reuses_its_connection(amqp_reader, monkeypatch, frame_writer):
+    # given a queue bound to the exchange and a publisher (py-amqp's frame writer of the pinned
+    # release, or the public basic_publish)
+    if not frame_writer:
+        monkeypatch.setattr(AMQP_FRAME_WRITER_GATE, "installed", "0.0.0-unvetted")
     reader = amqp_reader()
     publisher = AmqpPublisher()
     try:
@@ -57,8 +66,11 @@ def test_amqp_publisher_confirms_a_batch_and_reuses_its_connection(amqp_reader):
         publisher.close()
 
 
-def test_amqp_publisher_reconnects_when_its_idle_connection_was_dropped(amqp_reader):
+@pytest.mark.parametrize("frame_writer", [True, False], ids=["frame-writer", "basic-publish"])
+def test_amqp_publisher_reconnects_when_its_idle_connection_was_dropped(amqp_reader, monkeypatch, frame_writer):
     # given a publisher whose connection the broker side has closed since the last batch
+    if not frame_writer:
+        monkeypatch.setattr(AMQP_FRAME_WRITER_GATE, "installed", "0.0.0-unvetted")
     reader = amqp_reader()
     publisher = AmqpPublisher()
     try:
@@ -107,12 +119,10 @@ def test_kafka_publisher_puts_each_record_on_its_key_partition_with_body_and_hea
     # given a publisher (the batch sender of the pinned kafka-python, or plain send()) and 40 bookings
     from kafka.partitioner.default import murmur2
 
-    from messaging import publishers
-
     if not batch_sender:
-        monkeypatch.setattr(publishers, "_BATCH_SENDER_VERSIONS", ())
+        monkeypatch.setattr(KAFKA_BATCH_SENDER_GATE, "installed", "0.0.0-unvetted")
     reader = kafka_reader()
-    publisher = publishers.KafkaPublisher(topic=kafka_topic)
+    publisher = KafkaPublisher(topic=kafka_topic)
     messages = [_readable(m) for m in map(_message, range(1, 41))]
     try:
         # when one batch of 40 keys is published
@@ -143,14 +153,12 @@ def test_a_programming_error_on_one_kafka_record_fails_that_record_instead_of_fa
     kafka_topic, kafka_reader, monkeypatch, batch_sender
 ):
     # given: a publisher whose send raises an AssertionError (a bug, not the broker) for record 2 only
-    from messaging import publishers
-
     if not batch_sender:
-        monkeypatch.setattr(publishers, "_BATCH_SENDER_VERSIONS", ())
-    real_batch_sender = publishers._batch_sender
+        monkeypatch.setattr(KAFKA_BATCH_SENDER_GATE, "installed", "0.0.0-unvetted")
+    real_batch_sender = kafka_publishers.kafka_batch_sender
 
-    def buggy_batch_sender(producer, topic):
-        send, batch_end = real_batch_sender(producer, topic)
+    def buggy_batch_sender(*, producer, topic):
+        send, batch_end = real_batch_sender(producer=producer, topic=topic)
 
         def send_or_assert(key, value, headers):
             if key == b"2":
@@ -159,9 +167,9 @@ def test_a_programming_error_on_one_kafka_record_fails_that_record_instead_of_fa
 
         return send_or_assert, batch_end
 
-    monkeypatch.setattr(publishers, "_batch_sender", buggy_batch_sender)
+    monkeypatch.setattr(kafka_publishers, "kafka_batch_sender", buggy_batch_sender)
     reader = kafka_reader()
-    publisher = publishers.KafkaPublisher(topic=kafka_topic)
+    publisher = KafkaPublisher(topic=kafka_topic)
     messages = [_readable(m) for m in map(_message, (1, 2, 3))]
     try:
         # when
@@ -181,11 +189,9 @@ def test_a_closed_kafka_producer_is_unavailable_not_a_failure_and_the_next_batch
     kafka_topic, monkeypatch, batch_sender
 ):
     # given: a publisher whose producer was closed under it (kafka-python then asserts in send())
-    from messaging import publishers
-
     if not batch_sender:
-        monkeypatch.setattr(publishers, "_BATCH_SENDER_VERSIONS", ())
-    publisher = publishers.KafkaPublisher(topic=kafka_topic)
+        monkeypatch.setattr(KAFKA_BATCH_SENDER_GATE, "installed", "0.0.0-unvetted")
+    publisher = KafkaPublisher(topic=kafka_topic)
     try:
         assert publisher.publish([_message(1)]).delivered == [1]
         publisher._producer.close(timeout=5)
@@ -205,14 +211,12 @@ def test_a_closed_kafka_producer_is_unavailable_not_a_failure_and_the_next_batch
 @pytest.mark.django_db
 def test_a_kafka_publisher_bug_before_any_send_counts_an_attempt_for_the_batch(kafka_topic, monkeypatch):
     # given: pending Kafka deliveries, and a publisher that trips an assertion while connecting
-    from messaging import publishers
-
     events = record_booking_events(fake_booking_ids(2))
 
     def broken_connect(self):
         raise AssertionError("Unrecognized configs: {'acks_all': True}")
 
-    monkeypatch.setattr(publishers.KafkaPublisher, "_connect", broken_connect)
+    monkeypatch.setattr(KafkaPublisher, "_connect", broken_connect)
 
     # when
     result = outbox_relay_batch(destination=KAFKA)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from bookings.event_schema import TOUR_BOOKED
 from messaging import registry
-from messaging.events import TOUR_BOOKED
 
 
 def test_domain_apps_register_their_handlers_at_startup() -> None:

@@ -8,8 +8,10 @@ import pytest
 from django.utils import timezone
 
 from messaging.models import OutboxDelivery
-from messaging.publishers import AmqpPublisher
-from messaging.relay import outbox_destination_is_paused, outbox_relay_batch, outbox_relay_drain
+from messaging.publishers.rabbitmq import AmqpPublisher
+from messaging.relay.batch import outbox_relay_batch
+from messaging.relay.drain import outbox_relay_drain
+from messaging.relay.pause import outbox_destination_is_paused
 from messaging.services import outbox_requeue_dead
 from messaging.tests.conftest import (
     KAFKA,

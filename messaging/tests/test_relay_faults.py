@@ -19,15 +19,16 @@ import pytest
 from django.db import connection
 
 from messaging.models import OutboxDelivery
-from messaging.relay import outbox_relay_drain
+from messaging.relay.drain import outbox_relay_drain
 from messaging.tests.conftest import (
     KAFKA,
     RABBITMQ,
     assert_in_order_per_aggregate,
     fake_booking_ids,
     record_booking_events,
-    wait_until,
 )
+from tests.support.database import subprocess_database_url
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.fault]
 
@@ -72,13 +73,7 @@ def _all_delivered(destination: str) -> bool:
     return not OutboxDelivery.objects.filter(destination=destination).exclude(state="delivered").exists()
 
 
-@pytest.fixture
-def no_kick(monkeypatch):
-    """The post-commit kick (a NOTIFY) is not under test here; the relay loop stands in for the worker."""
-    monkeypatch.setattr("messaging.services.outbox_relay_kick", lambda **_kwargs: None)
-
-
-def test_rabbitmq_stopped_mid_burst_then_restarted_delivers_every_event_exactly_once_in_order(no_kick, amqp_reader):
+def test_rabbitmq_stopped_mid_burst_then_restarted_delivers_every_event_exactly_once_in_order(amqp_reader):
     # given a durable queue bound to the exchange and a relay running
     reader = amqp_reader(durable=True)
     bookings = fake_booking_ids(10)
@@ -104,7 +99,7 @@ def test_rabbitmq_stopped_mid_burst_then_restarted_delivers_every_event_exactly_
     assert set(OutboxDelivery.objects.filter(destination=RABBITMQ).values_list("attempts", flat=True)) == {1}
 
 
-def test_kafka_stopped_mid_burst_then_restarted_delivers_every_event_exactly_once_in_order(no_kick, kafka_reader):
+def test_kafka_stopped_mid_burst_then_restarted_delivers_every_event_exactly_once_in_order(kafka_reader):
     # given a fresh Kafka reader and a relay running
     reader = kafka_reader()
     bookings = fake_booking_ids(10)
@@ -131,27 +126,26 @@ _CRASHING_RELAY = """
 import os, signal, sys
 import django
 django.setup()
-from messaging import relay
+from messaging.relay import batch
 
 def crash_before_record(**_kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 
-relay._record = crash_before_record
-relay.outbox_relay_batch(destination=sys.argv[1])
+batch.record_outcome = crash_before_record
+batch.outbox_relay_batch(destination=sys.argv[1])
 """
 
 
 @pytest.mark.parametrize("destination", [RABBITMQ, KAFKA])
 def test_relay_killed_between_publish_and_record_publishes_again_and_loses_nothing(
-    destination, no_kick, settings, amqp_reader, kafka_reader
+    destination, settings, amqp_reader, kafka_reader
 ):
     # given three events and a relay process that dies (SIGKILL) after publishing, before recording
     reader = amqp_reader() if destination == RABBITMQ else kafka_reader()
     events = record_booking_events(fake_booking_ids(3))
-    db = connection.settings_dict
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": subprocess_database_url(),
         "OUTBOX_CLAIM_LEASE_SECONDS": "1",
     }
 

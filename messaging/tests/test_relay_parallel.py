@@ -10,16 +10,17 @@ import pytest
 from django.db import connection
 
 from messaging.models import OutboxDelivery
-from messaging.publishers import OutboundMessage, Publisher, PublishOutcome, publisher_for
-from messaging.relay import outbox_relay_drain
+from messaging.publishers.base import OutboundMessage, Publisher, PublishOutcome
+from messaging.relay.drain import outbox_relay_drain
+from messaging.relay.publisher_cache import publisher_for
 from messaging.tests.conftest import (
     KAFKA,
     RABBITMQ,
     assert_in_order_per_aggregate,
     fake_booking_ids,
     record_booking_events,
-    wait_until,
 )
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

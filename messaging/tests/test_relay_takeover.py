@@ -19,9 +19,12 @@ import pytest
 from django.db import connection
 
 from messaging.models import OutboxDelivery
-from messaging.relay import outbox_relay_drain
-from messaging.relay_liveness import LIVE_RELAY_TOKENS_SQL, relay_liveness_release, relay_token
-from messaging.tests.conftest import RABBITMQ, fake_booking_ids, record_booking_events, wait_until
+from messaging.queries import LIVE_RELAY_TOKENS_SQL
+from messaging.relay.drain import outbox_relay_drain
+from messaging.relay.liveness import relay_liveness_release, relay_token
+from messaging.tests.conftest import RABBITMQ, fake_booking_ids, record_booking_events
+from tests.support.database import subprocess_database_url
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,7 +37,7 @@ _SLOW_RELAY = """
 import sys, time
 import django
 django.setup()
-from messaging import relay
+from messaging.relay.batch import outbox_relay_batch
 
 class SlowPublisher:
     def begin(self, messages):
@@ -47,15 +50,14 @@ class SlowPublisher:
     def close(self):
         pass
 
-relay.outbox_relay_batch(destination=sys.argv[1], publisher=SlowPublisher())
+outbox_relay_batch(destination=sys.argv[1], publisher=SlowPublisher())
 """
 
 
 def _start_slow_relay(destination: str) -> subprocess.Popen[bytes]:
-    db = connection.settings_dict
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": subprocess_database_url(),
         "OUTBOX_CLAIM_LEASE_SECONDS": str(LEASE_SECONDS),
     }
     return subprocess.Popen([sys.executable, "-c", _SLOW_RELAY, destination], cwd=ROOT, env=env, stdout=subprocess.PIPE)
@@ -78,13 +80,7 @@ def _delivered(destination: str) -> int:
     return OutboxDelivery.objects.filter(destination=destination, state="delivered").count()
 
 
-@pytest.fixture
-def no_kick(monkeypatch):
-    """The post-commit NOTIFY is not under test here; the test drives the relays itself."""
-    monkeypatch.setattr("messaging.services.outbox_relay_kick", lambda **_kwargs: None)
-
-
-def test_rows_of_a_sigkilled_relay_are_published_again_within_seconds_and_never_while_it_lives(no_kick, amqp_reader):
+def test_rows_of_a_sigkilled_relay_are_published_again_within_seconds_and_never_while_it_lives(amqp_reader):
     # given five events claimed by a live relay process that hangs in a slow broker (lease 60 s)
     reader = amqp_reader()
     events = record_booking_events(fake_booking_ids(5))
@@ -151,7 +147,7 @@ def test_relay_token_is_held_while_the_process_lives_and_released_on_request():
 def test_a_process_forked_while_a_relay_thread_holds_the_guard_can_still_take_a_token():
     # given a relay thread in the middle of relay_token() (the guard held) when the process forks,
     # as Celery's prefork pool does when it replaces a child
-    from messaging import relay_liveness
+    from messaging.relay import liveness as relay_liveness
 
     relay_liveness._guard.acquire()
     try:

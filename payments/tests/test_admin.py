@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from bookings.event_schema import TOUR_CANCELLED
 from bookings.models import Booking
 from bookings.tests.factories import UserFactory
-from messaging.events import TOUR_CANCELLED
 from messaging.models import OutboxEvent
 from payments.models import Payment
 from payments.services import payment_charge

@@ -12,12 +12,10 @@ from availability.tests.factories import DepartureFactory
 from bookings.services import booking_create
 from bookings.tests.factories import UserFactory
 from messaging.amqp import events_connection
-from messaging.consumers.rabbitmq import queue_name_for, rabbitmq_consume, rabbitmq_topology_setup
+from messaging.consumers.rabbitmq_topology import queue_name_for, rabbitmq_topology_setup
+from messaging.consumers.rabbitmq_worker import rabbitmq_consume
 from messaging.models import DeadLetter, OutboxEvent
-from messaging.tests.consumer_support import (
-    _amqp_env_fixture,  # noqa: F401 - fixture "amqp_env"
-    amqp_publish,
-)
+from messaging.tests.consumer_support import amqp_publish
 from payments.handlers import HANDLER_NAME
 from payments.models import Payment
 

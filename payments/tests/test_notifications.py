@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from messaging.events import PAYMENT_CAPTURED, PAYMENT_FAILED, TOUR_CANCELLED
+from bookings.event_schema import PAYMENT_CAPTURED, PAYMENT_FAILED, TOUR_CANCELLED
 from messaging.inbox import inbox_process
 from messaging.registry import TRANSPORT_RABBITMQ, handler_get
 from notifications.messages import render_email, render_sms

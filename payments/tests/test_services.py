@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from bookings.event_schema import PAYMENT_CAPTURED, PAYMENT_FAILED, PAYMENT_REFUNDED, TOUR_CANCELLED
 from bookings.models import Booking
-from messaging.events import PAYMENT_CAPTURED, PAYMENT_FAILED, PAYMENT_REFUNDED, TOUR_CANCELLED
 from messaging.models import OutboxEvent
 from payments.gateway import HttpDummyGateway, gateway_get
 from payments.models import Payment

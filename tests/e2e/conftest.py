@@ -17,13 +17,7 @@ import pytest
 
 from tests.e2e.figures import AmqpTap, KafkaTap
 from tests.e2e.harness import System, services
-
-
-def _database_url() -> str:
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+from tests.support.database import subprocess_database_url
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -41,7 +35,7 @@ def system(django_db_setup: None) -> Iterator[System]:
     the machine); its path is printed with the log tails of a failed test.
     """
     log_dir = Path(tempfile.mkdtemp(prefix="tourapp-e2e-"))
-    started = System(database_url=_database_url(), log_dir=log_dir)
+    started = System(database_url=subprocess_database_url(), log_dir=log_dir)
     with started:
         yield started
     services("up")  # whatever a scenario stopped is back for the next module

@@ -4,9 +4,10 @@ Needs a configured Django (the test process, or ``bench/soak.py`` after ``django
 
 Definitions used by every fault scenario and by the soak:
 - *lost*: a booking without its ``tour.booked`` event, an event without a booking, an event not
-  delivered to a destination, an event without a sent notification, or seats missing from the
-  availability read model;
-- *duplicates*: a side effect applied twice — two sent notifications for one (event, channel),
+  delivered to a destination, an event without a sent notification (or one marked sent that no
+  backend recorded), or seats missing from the availability read model;
+- *duplicates*: a side effect applied twice — a second send of one (booking, channel, event),
+  counted from what the email and SMS backends recorded as sent (``tests/support/sends.py``),
   or more seats in the read model than were sold. Broker-level redeliveries are not duplicates
   (at-least-once); they are reported as ``broker_redeliveries``;
 - *overbooked*: a departure whose reserved seats exceed its capacity or differ from the sum of
@@ -19,8 +20,12 @@ import json
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+from tests.support.sends import SendRecord, sends_read
 
 SEND_STATUS = "sent"
 
@@ -51,20 +56,31 @@ def _notification_model() -> Any:
     return Notification
 
 
+def send_duplicates(records: Iterable[SendRecord]) -> int:
+    """Sends beyond the first of each (booking, channel, event): 0 when each went out once."""
+    per_effect = Counter(record.effect for record in records)
+    return sum(n - 1 for n in per_effect.values() if n > 1)
+
+
 def collect_figures(
     scenario: str,
     *,
     departure_ids: list[int],
+    sends: Path | None = None,
     amqp: AmqpTap | None = None,
     kafka: KafkaTap | None = None,
     destinations: tuple[str, ...] = ("rabbitmq", "kafka"),
 ) -> Figures:
-    """Count bookings, events, deliveries and side effects for the given departures."""
+    """Count bookings, events, deliveries and side effects for the given departures.
+
+    ``sends`` is the record of the recording backends (``System.sends_path``); without it,
+    duplicate sends cannot be seen and ``details["sends_recorded"]`` is False.
+    """
     from django.db.models import Sum
 
     from availability.models import Departure, DepartureAvailability
+    from bookings.event_schema import TOUR_BOOKED, TOUR_CANCELLED
     from bookings.models import Booking
-    from messaging.events import TOUR_BOOKED, TOUR_CANCELLED
     from messaging.models import OutboxDelivery, OutboxEvent
 
     figures = Figures(scenario)
@@ -101,9 +117,16 @@ def collect_figures(
         Notification.objects.filter(event_id__in=list(event_ids), status=SEND_STATUS).values_list("event_id", "channel")
     )
     figures.notifications_sent = len(sent)
-    per_effect = Counter((str(e), c) for e, c in sent)
-    notification_dups = sum(n - 1 for n in per_effect.values() if n > 1)
-    details["events_without_sent_notification"] = len(event_ids - {e for e, _ in per_effect})
+    details["events_without_sent_notification"] = len(event_ids - {str(e) for e, _ in sent})
+    details["sends_recorded"] = sends is not None
+    our_sends = [r for r in sends_read(sends) if r.booking_id in booking_ids] if sends is not None else []
+    details["sends"] = len(our_sends)
+    notification_dups = send_duplicates(our_sends)
+    details["duplicate_sends"] = notification_dups
+    # a notification marked sent that no backend took is as lost as one never sent
+    recorded = {(r.event_id, r.channel) for r in our_sends}
+    unrecorded = {(str(e), c) for e, c in sent} - recorded if sends is not None else set()
+    details["sent_without_send_record"] = len(unrecorded)
 
     overbooked = 0
     seats_missing = seats_extra = 0
@@ -133,6 +156,7 @@ def collect_figures(
         + details["events_without_booking"]
         + sum(details["undelivered"].values())
         + details["events_without_sent_notification"]
+        + details["sent_without_send_record"]
         + seats_missing
         + sum(details.get(f"missing_at_{n}", 0) for n in ("rabbitmq", "kafka"))
     )
@@ -141,11 +165,13 @@ def collect_figures(
     return figures
 
 
-def wait_for_drain(scenario: str, *, departure_ids: list[int], since: float, timeout: float, **taps: Any) -> Figures:
+def wait_for_drain(
+    scenario: str, *, departure_ids: list[int], since: float, timeout: float, sends: Path | None = None, **taps: Any
+) -> Figures:
     """Poll ``collect_figures`` until nothing is lost, or the deadline; ``drain_seconds`` from ``since``."""
     deadline = time.monotonic() + timeout
     while True:
-        figures = collect_figures(scenario, departure_ids=departure_ids, **taps)
+        figures = collect_figures(scenario, departure_ids=departure_ids, sends=sends, **taps)
         if figures.lost == 0 and figures.bookings_made > 0:
             figures.drain_seconds = round(time.monotonic() - since, 2)
             return figures

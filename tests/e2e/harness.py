@@ -4,7 +4,8 @@ Importable without pytest (``bench/soak.py`` reuses it). ``System`` starts web (
 Celery worker, Celery beat and ``manage.py run_kafka_consumer`` as subprocesses of this process,
 each in its own process group, with the caller's environment plus ``DATABASE_URL``; logs go to
 one file per process. Every start waits for readiness with a deadline; ``stop_all`` reaps every
-process group it started (SIGTERM, then SIGKILL), by PID only.
+process group it started (SIGTERM, then SIGKILL), by PID only. Email and SMS go through the
+recording backends of ``tests/support/sends.py``: ``System.sends_path`` lists what went out.
 
 The guarantee measured here (``collect_figures``): every booking has its event, every event is
 delivered to each destination, has its side effects exactly once, and no departure is
@@ -28,8 +29,11 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
+
+from tests.support.kafka import kafka_topics_create
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
@@ -56,31 +60,9 @@ FAST_RECOVERY_ENV = {
     "PYTHONUNBUFFERED": "1",
 }
 
-T = TypeVar("T")
-
 
 class ProcessDied(RuntimeError):
     """A probe found its process dead: waiting longer cannot help."""
-
-
-# ----------------------------------------------------------------------------- waiting
-def wait_until(predicate: Callable[[], T], *, timeout: float, what: str, interval: float = 0.2) -> T:
-    """Return the first truthy value of ``predicate()``; raise ``TimeoutError`` naming ``what``."""
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except ProcessDied:
-            raise
-        except Exception as exc:  # a probe may fail while a service is still starting
-            last_error = exc
-        if time.monotonic() >= deadline:
-            detail = f" (last error: {last_error!r})" if last_error else ""
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
-        time.sleep(interval)
 
 
 def session_name(variable: str, default: str) -> str:
@@ -90,21 +72,6 @@ def session_name(variable: str, default: str) -> str:
     that, so this process's ``settings`` can still hold the defaults. Children read the environment.
     """
     return os.environ.get(variable, default)
-
-
-def kafka_topics_create(topic: str, dlq_topic: str) -> None:
-    """Create the session's topic (3 partitions) and its DLQ topic, if missing."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    admin = KafkaAdminClient(bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
-    try:
-        for new in (NewTopic(topic, 3, 1), NewTopic(dlq_topic, 1, 1)):
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([new])
-    finally:
-        admin.close()
 
 
 def free_port() -> int:
@@ -252,7 +219,16 @@ class System:
         self.gateway_port = free_port()
         self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
         gateway_env = {"PAYMENTS_GATEWAY_URL": self.gateway_url, "PAYMENTS_DUMMY_DB": str(self.log_dir / "gateway.db")}
-        base_env = {**os.environ, **FAST_RECOVERY_ENV, **gateway_env, **self.extra_env}
+        from tests.support.sends import RECORD_ENV
+
+        # Email and SMS go through the recording backends: what went out is counted from their file.
+        self.sends_path = self.log_dir / "sends.jsonl"
+        sends_env = {
+            "EMAIL_BACKEND": "tests.support.sends.RecordingEmailBackend",
+            "SMS_BACKEND": "tests.support.sends.RecordingSmsBackend",
+            RECORD_ENV: str(self.sends_path),
+        }
+        base_env = {**os.environ, **FAST_RECOVERY_ENV, **gateway_env, **sends_env, **self.extra_env}
         base_env["DATABASE_URL"] = self.database_url
         base_env.pop("DJANGO_SETTINGS_MODULE", None)
         base_env["DJANGO_SETTINGS_MODULE"] = "tourapp.settings"
@@ -281,6 +257,10 @@ class System:
         role["payments_gateway"] = "payments-gateway"
         for name, args in argv.items():
             env = {**base_env, "TOURAPP_ROLE": role[name]}
+            if name == "kafka_consumer":
+                # Its handler (availability) logs nothing at INFO; the line per applied event that
+                # carries the correlation id is DEBUG (messaging.inbox).
+                env["LOG_LEVEL"] = "DEBUG"
             self.processes[name] = ManagedProcess(name, args, env, self.log_dir / f"{name}.log")
 
     # -- lifecycle
@@ -301,6 +281,12 @@ class System:
         def ready() -> bool:
             if not proc.alive():
                 raise ProcessDied(f"{name} exited with {proc.popen.returncode if proc.popen else '?'}")
+            try:
+                return probe()
+            except Exception:  # a probe fails while its service is still starting
+                return False
+
+        def probe() -> bool:
             if name == "web":
                 return http_request(self.base_url, "GET", "/admin/login/", timeout=5).status < 500
             if name == "worker":
@@ -313,7 +299,7 @@ class System:
 
         try:
             wait_until(ready, timeout=timeout, what=f"{name} to be ready", interval=0.3)
-        except (TimeoutError, RuntimeError) as exc:
+        except (AssertionError, ProcessDied) as exc:
             raise RuntimeError(f"{exc}\n--- {name} log tail ---\n{self.tail(name)}") from exc
 
     def _kafka_members(self) -> set[str]:
@@ -342,7 +328,7 @@ class System:
 
     def __enter__(self) -> System:
         try:
-            kafka_topics_create(self.topic, self.dlq_topic)
+            kafka_topics_create(self.topic, dlq_topic=self.dlq_topic)
             self.start()
         except BaseException:
             self.stop_all()
@@ -461,6 +447,7 @@ def seed_bookable(*, prefix: str, users: int, departures: int, capacity: int) ->
     ]
     tokens = []
     for i in range(users):
-        user = get_user_model().objects.create_user(f"{prefix}-{i}", f"{prefix}-{i}@example.com", f"{prefix}-pw-123")
+        # token users only: no password (hashing one costs half a second of PBKDF2 per user)
+        user = get_user_model().objects.create_user(f"{prefix}-{i}", f"{prefix}-{i}@example.com", password=None)
         tokens.append(Token.objects.create(user=user).key)
     return tokens, departure_ids

@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import System, fire_bookings, http_request, wait_until
+from tests.e2e.harness import System, fire_bookings, http_request
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault, pytest.mark.django_db(transaction=True)]
 

@@ -22,15 +22,10 @@ from dataclasses import dataclass, field
 from http.client import HTTPResponse
 from pathlib import Path
 
+from tests.support.database import subprocess_database_url
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-
-
-def database_url() -> str:
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def free_port() -> int:
@@ -128,7 +123,8 @@ class Gunicorn:
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "DJANGO_SETTINGS_MODULE")}
-        return {**env, "DJANGO_SETTINGS_MODULE": "tourapp.settings", "DATABASE_URL": database_url(), **self.extra_env}
+        database = {"DATABASE_URL": subprocess_database_url()}
+        return {**env, "DJANGO_SETTINGS_MODULE": "tourapp.settings", **database, **self.extra_env}
 
     def start(self, timeout: float = 60.0) -> None:
         argv = [

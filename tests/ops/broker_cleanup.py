@@ -241,7 +241,7 @@ def rabbitmq_known_names_delete(*, report: Report) -> None:
     from django.conf import settings
 
     from messaging.amqp import events_connection
-    from messaging.consumers.rabbitmq import queue_name_for, retry_queue_names
+    from messaging.consumers.rabbitmq_topology import queue_name_for, retry_queue_names
     from messaging.registry import handlers_all
 
     queues = [settings.CELERY_TASK_DEFAULT_QUEUE]

@@ -6,26 +6,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.waiting import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_until(condition: Callable[[], object], *, deadline_s: float, what: str) -> object:
-    """Poll ``condition`` until truthy or fail after ``deadline_s`` naming ``what``."""
-    end = time.monotonic() + deadline_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {deadline_s} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def stop_process(proc: subprocess.Popen[bytes], *, grace_s: float = 15) -> None:
@@ -76,11 +65,11 @@ def worker_start(*, hostname: str, log_path: Path) -> subprocess.Popen[bytes]:
 
 
 def worker_wait_alive(proc: subprocess.Popen[bytes], *, hostname: str, log_path: Path) -> None:
-    from tourapp.ops.heartbeat import workers_alive
+    from ops.heartbeat import workers_alive
 
     wait_until(
         lambda: hostname in workers_alive() or proc.poll() is not None,
-        deadline_s=60,
+        timeout=60,
         what=f"worker {hostname} heartbeat (log: {log_path})",
     )
     if proc.poll() is not None:

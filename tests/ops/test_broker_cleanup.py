@@ -108,13 +108,15 @@ def test_rabbitmq_cleanup_keeps_another_run_that_was_active_recently(runs):
 def test_kafka_cleanup_deletes_this_run_and_dead_runs_topics_and_groups_only(runs):
     # given topics for this run, a dead run and a live one, and a committed group for this run
     from kafka import KafkaAdminClient, KafkaConsumer, OffsetAndMetadata, TopicPartition
-    from kafka.admin import NewTopic
+
+    from tests.support.kafka import kafka_topics_create, kafka_topics_delete
 
     topics = {name: f"tour_events.test.{run}" for name, run in runs.items()}
     group = f"tourapp.test.{runs['this']}"
     admin = KafkaAdminClient(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS)
     try:
-        admin.create_topics([NewTopic(topic, 1, 1) for topic in topics.values()])
+        for topic in topics.values():
+            kafka_topics_create(topic, partitions=1)
         consumer = KafkaConsumer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, group_id=group)
         partition = TopicPartition(topics["this"], 0)
         consumer.assign([partition])
@@ -141,9 +143,9 @@ def test_kafka_cleanup_deletes_this_run_and_dead_runs_topics_and_groups_only(run
         assert group not in {g for g, _ in admin.list_consumer_groups()}
         assert f"group {group}" in report.deleted
     finally:
-        with contextlib.suppress(Exception):
-            admin.delete_topics([t for t in topics.values() if t in admin.list_topics()])
         admin.close()
+        with contextlib.suppress(Exception):
+            kafka_topics_delete(*topics.values())
 
 
 def test_this_session_is_registered_as_alive_so_other_sessions_keep_its_names():

@@ -78,8 +78,8 @@ def test_admin_index_links_to_the_dashboard(staff_client):
 def test_dashboard_shows_throughput_delivered_totals_kafka_lag_workers_and_tool_links(staff_client, settings):
     # given one event written just now, delivered to RabbitMQ only; a reported Kafka lag; a live worker
     from messaging.models import OutboxDelivery, OutboxEvent
+    from ops.heartbeat import worker_heartbeat_clear, worker_heartbeat_write
     from tourapp import metrics
-    from tourapp.ops.heartbeat import worker_heartbeat_clear, worker_heartbeat_write
 
     event = OutboxEvent.objects.create(
         aggregate_type="booking",
@@ -116,7 +116,7 @@ def test_dashboard_shows_throughput_delivered_totals_kafka_lag_workers_and_tool_
 
 def test_dashboard_still_renders_and_says_so_when_the_worker_heartbeats_cannot_be_read(staff_client, monkeypatch):
     # given Redis failing for the heartbeat read
-    from tourapp.ops import heartbeat
+    from ops import heartbeat
 
     def redis_down() -> list[str]:
         raise ConnectionError("redis unreachable")
@@ -130,6 +130,6 @@ def test_dashboard_still_renders_and_says_so_when_the_worker_heartbeats_cannot_b
 
 
 def _metric(name: str, **labels: str) -> float:
-    from tourapp.ops.selectors import metric_values
+    from ops.selectors import metric_values
 
     return sum(value for got, value in metric_values(name)[name] if all(got.get(k) == v for k, v in labels.items()))

@@ -10,8 +10,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from ops.selectors import booking_journey
 from tests.e2e.harness import free_port
-from tourapp.ops.selectors import booking_journey
 
 
 @pytest.mark.django_db

@@ -49,7 +49,7 @@ def test_readiness_is_200_and_names_every_check_when_all_dependencies_answer(
 
 def test_readiness_names_the_celery_worker_once_the_last_worker_stopped(client, kafka_topic, tmp_path):
     # given a worker that is alive (its own process, so stopping it leaves other tests alone)
-    from tourapp.ops.heartbeat import workers_alive
+    from ops.heartbeat import workers_alive
 
     hostname = f"ops-stop-{uuid.uuid4().hex[:8]}@localhost"
     proc = worker_start(hostname=hostname, log_path=tmp_path / "worker.log")

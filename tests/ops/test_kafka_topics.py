@@ -8,7 +8,8 @@ from django.core.management import call_command
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from tests.ops.conftest import wait_until
+from tests.support.kafka import kafka_topics_delete
+from tests.support.waiting import wait_until
 
 
 def test_kafka_topics_ensure_creates_topics_sized_by_settings_then_is_idempotent(settings, capsys):
@@ -31,10 +32,10 @@ def test_kafka_topics_ensure_creates_topics_sized_by_settings_then_is_idempotent
             described = {t["topic"]: len(t["partitions"]) for t in admin.describe_topics([name, f"{name}.dlq"])}
             return described if all(described.values()) else None  # leaders are elected just after creation
 
-        assert wait_until(partitions, deadline_s=15, what="topic metadata") == {name: 3, f"{name}.dlq": 1}
+        assert wait_until(partitions, timeout=15, what="topic metadata") == {name: 3, f"{name}.dlq": 1}
         configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
         entries = {entry[0]: entry[1] for entry in configs[0].resources[0][4]}
         assert entries["min.insync.replicas"] == str(settings.KAFKA_MIN_INSYNC_REPLICAS)
     finally:
-        admin.delete_topics([name, f"{name}.dlq"])
         admin.close()
+        kafka_topics_delete(name, f"{name}.dlq")

@@ -16,7 +16,9 @@ import pytest
 from django.test import RequestFactory
 
 from notifications.email_backends import MaskedLogEmailBackend
-from tests.ops.conftest import ROOT, WorkerProcess, stop_process, subprocess_env, wait_until
+from tests.ops.conftest import ROOT, WorkerProcess, stop_process, subprocess_env
+from tests.support.database import subprocess_database_url
+from tests.support.waiting import wait_until
 from tourapp.correlation import correlation_scope
 from tourapp.logging import ConsoleFormatter, ContextFilter, HousekeepingFilter, JsonFormatter, redact_secrets
 
@@ -94,7 +96,7 @@ def _gunicorn(tmp_path, *, log_format: str):
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [
-                *[sys.executable, "-m", "gunicorn", "tourapp.wsgi", "-c", "tourapp/ops/gunicorn.conf.py"],
+                *[sys.executable, "-m", "gunicorn", "tourapp.wsgi", "-c", "tourapp/gunicorn.conf.py"],
                 *["--bind", f"127.0.0.1:{port}", "--workers", "1"],
             ],
             cwd=ROOT,
@@ -111,7 +113,7 @@ def _gunicorn(tmp_path, *, log_format: str):
             return proc.poll() is not None
 
     try:
-        wait_until(answers, deadline_s=60, what="gunicorn to answer /health/live")
+        wait_until(answers, timeout=60, what="gunicorn to answer /health/live")
         assert proc.poll() is None, log_path.read_text()[-3000:]
         yield base, log_path, metrics_dir, env
     finally:
@@ -135,7 +137,7 @@ def test_gunicorn_access_log_redacts_query_string_secrets_in_both_formats(gunico
     # then
     access = wait_until(
         lambda: [ln for ln in log_path.read_text().splitlines() if "trace-redact" in ln and "/health/live" in ln],
-        deadline_s=10,
+        timeout=10,
         what="the access log line",
     )
     text = log_path.read_text()
@@ -159,7 +161,7 @@ def test_gunicorn_access_log_is_a_json_line_with_the_request_and_its_correlation
             (ln for ln in lines if ln["logger"] == "gunicorn.access" and ln["correlation_id"] == "trace-abc"), None
         )
 
-    line = wait_until(access_line, deadline_s=10, what="the access log line")
+    line = wait_until(access_line, timeout=10, what="the access log line")
     assert line["role"] == "web"
     assert line["path"] == "/health/live"
     assert line["status"] == "200"
@@ -208,21 +210,14 @@ PRODUCTION_PERIODS_ENV = {
 }
 
 
-def _test_database_url() -> str:
-    from django.db import connection
-
-    db = connection.settings_dict  # the test database's (pytest-django renames it here)
-    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)  # the processes read the test database
 def test_an_idle_worker_and_beat_print_at_most_six_console_lines_a_minute(tmp_path):
     # given a Celery worker and beat as `make run` starts them (console format, INFO, 5 s sweeps)
+    from ops.heartbeat import workers_alive
     from tests.e2e.harness import System
-    from tourapp.ops.heartbeat import workers_alive
 
-    system = System(database_url=_test_database_url(), log_dir=tmp_path, extra_env=PRODUCTION_PERIODS_ENV)
+    system = System(database_url=subprocess_database_url(), log_dir=tmp_path, extra_env=PRODUCTION_PERIODS_ENV)
     try:
         system.start("worker", "beat")
         worker, beat = system.processes["worker"], system.processes["beat"]

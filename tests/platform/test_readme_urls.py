@@ -69,7 +69,7 @@ def test_the_readme_table_lists_the_api_root_docs_admin_health_and_metrics():
 
 
 def test_every_readme_url_of_the_web_process_answers_200_or_the_admin_login_redirect(web, kafka_topic):
-    from tourapp.ops.heartbeat import worker_heartbeat_clear, worker_heartbeat_write
+    from ops.heartbeat import worker_heartbeat_clear, worker_heartbeat_write
 
     # given a worker heartbeat (readiness wants a live worker; this test starts web only)
     hostname = f"readme-test-{uuid.uuid4().hex[:6]}"

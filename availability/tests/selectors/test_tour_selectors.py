@@ -1,4 +1,4 @@
-"""Tour reads and the one departure locking queryset."""
+"""Tour reads."""
 
 from __future__ import annotations
 
@@ -7,25 +7,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from availability.selectors import departure_lock_for_update, tour_get, tour_list
+from availability.selectors import tour_get, tour_list
 from availability.tests.factories import DepartureFactory, TourFactory
 from tourapp.exceptions import NotFound
 
 pytestmark = pytest.mark.django_db
-
-
-def test_departure_lock_for_update_locks_only_departure_rows_in_primary_key_order() -> None:
-    # given
-    first, second = DepartureFactory(), DepartureFactory()
-
-    # when
-    queryset = departure_lock_for_update(departure_ids=[second.pk, first.pk])
-
-    # then
-    sql = str(queryset.query)
-    assert "FOR UPDATE OF" in sql and '"availability_departure"' in sql.split("FOR UPDATE OF")[1]
-    assert '"availability_tour"' not in sql.split("FOR UPDATE OF")[1]
-    assert queryset.query.order_by == ("pk",)
 
 
 def test_tour_get_finds_by_id_or_slug_and_lists_only_upcoming_departures() -> None:

@@ -6,7 +6,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from availability.models import Departure
-from availability.selectors import departure_lock_for_update
+from availability.queries import departure_lock
 from availability.services import (
     SeatsUnavailable,
     departure_capacity_violated,
@@ -28,7 +28,8 @@ def test_departure_reserve_then_release_seats_updates_the_row() -> None:
 
     # when
     with transaction.atomic():
-        locked = departure_lock_for_update(departure_ids=[departure.pk]).get()
+        locked = departure_lock(departure_id=departure.pk).departure
+        assert locked is not None
         departure_reserve_seats(departure=locked, seats=6)
         departure_release_seats(departure=locked, seats=2)
 

@@ -8,10 +8,10 @@ from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
 from availability.tests.factories import DepartureFactory
+from bookings.event_schema import TOUR_BOOKED, TOUR_CANCELLED
 from bookings.models import Booking
 from bookings.services import booking_create
 from bookings.tests.factories import UserFactory
-from messaging.events import TOUR_BOOKED, TOUR_CANCELLED
 from messaging.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db

@@ -8,10 +8,10 @@ import pytest
 from django.utils import timezone
 
 from availability.tests.factories import DepartureFactory
+from bookings.event_schema import TOUR_CANCELLED
 from bookings.models import Booking
 from bookings.services import BookingNotCancellable, booking_cancel, booking_cancel_by_staff, booking_create
 from bookings.tests.factories import BookingFactory, UserFactory
-from messaging.events import TOUR_CANCELLED
 from messaging.models import OutboxEvent
 from tourapp.exceptions import NotFound
 

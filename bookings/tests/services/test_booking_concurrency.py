@@ -18,10 +18,10 @@ from django.db.models import Sum
 
 from availability.services import SeatsUnavailable
 from availability.tests.factories import DepartureFactory
+from bookings.event_schema import TOUR_BOOKED
 from bookings.models import Booking
 from bookings.services import booking_create_or_replay
 from bookings.tests.factories import UserFactory
-from messaging.events import TOUR_BOOKED
 from messaging.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from availability.services import DepartureNotBookable, SeatsUnavailable
 from availability.tests.factories import DepartureFactory, TourFactory
+from bookings.event_schema import TOUR_BOOKED
 from bookings.models import Booking
 from bookings.services import (
     IdempotencyKeyReused,
@@ -21,7 +22,6 @@ from bookings.services import (
     booking_price,
 )
 from bookings.tests.factories import UserFactory
-from messaging.events import TOUR_BOOKED
 from messaging.models import OutboxDelivery, OutboxEvent
 
 pytestmark = pytest.mark.django_db
