@@ -60,6 +60,8 @@ def _load_e2e() -> Any:
 
 
 e2e = _load_e2e()
+sys.path.insert(0, str(ROOT / "bench"))
+import profiles  # noqa: E402 - bench/ is not a package: its helpers load once the path is set
 
 
 def _log(message: str) -> None:
@@ -76,6 +78,9 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--web-workers", type=int, default=3)
     parser.add_argument("--worker-concurrency", type=int, default=4, help="as in the Procfile")
     parser.add_argument("--drain-timeout", type=float, default=60.0)
+    parser.add_argument(
+        "--profile", action="store_true", help="sample every application process with py-spy during each step's load"
+    )
     parser.add_argument(
         "--database-url",
         default=os.environ.get("DATABASE_URL", "postgres://tourapp:tourapp@127.0.0.1:5432/tourapp"),
@@ -133,6 +138,25 @@ def _cpu_ms_per_booking(
     per = {role: round(value * 1000 / max(bookings, 1), 2) for role, value in per.items()}
     app_and_services = sum(v for k, v in per.items() if k not in ("worker_main_process", "bench_client"))
     return {"per_process": per, "total_without_bench_client": round(app_and_services, 2)}
+
+
+def _profiled_pids(system: Any) -> dict[str, list[int]]:
+    """The application's pids by role, the worker's main process apart from its pool (beat aside)."""
+    leaders = {proc.pid: name for name, proc in system.processes.items() if proc.pid and name != "beat"}
+    worker_pid = system.processes["worker"].pid
+    pids: dict[str, list[int]] = {}
+    for pid_dir in Path("/proc").glob("[0-9]*"):
+        entry = _proc_cpu_seconds(pid_dir, 1)
+        if entry is None or entry[1] not in leaders:
+            continue
+        pid, group = entry[0], entry[1]
+        role = leaders[group]
+        if role == "worker":
+            role = "worker_main_process" if pid == worker_pid else "worker_pool"
+        elif role == "web" and pid == group:
+            continue  # gunicorn's arbiter only supervises
+        pids.setdefault(role, []).append(pid)
+    return pids
 
 
 # ----------------------------------------------------------------------------- side effects
@@ -237,16 +261,25 @@ def _step(system: Any, *, rate: float, args: argparse.Namespace, tokens: list[st
     _log(f"step {rate:g}/s: {count} bookings over {args.seconds:g} s")
     cpu_before = _cpu_by_process(system)
     load_started = time.monotonic()
-    records = e2e._fire_paced(
-        system.base_url,
-        tokens=tokens,
-        departure_ids=departure_ids,
-        count=count,
-        rate=rate,
-        clients=args.clients,
-        tag=f"cap{rate:g}",
-    )
+    with contextlib.ExitStack() as stack:
+        samples = None
+        if args.profile:
+            samples = stack.enter_context(
+                profiles.sampling(
+                    _profiled_pids(system), seconds=args.seconds, out_dir=OUT / f"profile-{e2e.RUN}-{rate:g}"
+                )
+            )
+        records = e2e._fire_paced(
+            system.base_url,
+            tokens=tokens,
+            departure_ids=departure_ids,
+            count=count,
+            rate=rate,
+            clients=args.clients,
+            tag=f"cap{rate:g}",
+        )
     load_seconds = time.monotonic() - load_started
+    profile = {role: profiles.summarize(paths) for role, paths in samples.items()} if samples else None
     ok = [r for r in records if r.get("status") == 201]
     created = [r["booking_id"] for r in ok]
     close_old_connections()
@@ -284,6 +317,8 @@ def _step(system: Any, *, rate: float, args: argparse.Namespace, tokens: list[st
         "cpu_ms_per_booking": cpu,
         "sustained": sustained,
     }
+    if profile is not None:
+        result["profile"] = profile
     _log(
         f"step {rate:g}/s: achieved {result['achieved_rate']}/s, email p99 {latencies['email_sent']['p99']} ms, "
         f"drain {result['drain_seconds']} s, CPU {cpu['total_without_bench_client']} ms/booking, sustained {sustained}"

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import timedelta
 from functools import partial
@@ -59,6 +59,7 @@ from payments.metrics import (
     PAYMENTS_REFUNDED,
 )
 from payments.models import Payment
+from payments.queries import ClaimedCharge, charge_claim
 from tourapp.correlation import correlation_scope, get_correlation_id
 
 logger = logging.getLogger(__name__)
@@ -132,9 +133,18 @@ def payments_dispatch(*, pending: Sequence[tuple[int, str, int, str]]) -> None:
 def payment_charge(*, payment_id: int, final_attempt: bool) -> Outcome:
     """One attempt at a pending charge; ``retry`` asks the caller (the task) to try again later.
 
-    Runs under the correlation id of the booking's event, so compensation events share it."""
-    with _payment_scope(payment_id):
-        return _payment_charge(payment_id=payment_id, final_attempt=final_attempt)
+    Runs under the correlation id of the booking's event, so compensation events share it. The
+    common case, a pending charge of a live booking, is claimed by one statement that returns
+    what the call needs; every other case takes the locking path."""
+    claimed = charge_claim(payment_id=payment_id, now=timezone.now())
+    if claimed is None:
+        with _payment_scope(payment_id):
+            return _payment_charge(payment_id=payment_id, final_attempt=final_attempt)
+    scope = correlation_scope(
+        claimed.correlation_id or get_correlation_id(), booking_id=claimed.booking_id, payment_id=payment_id
+    )
+    with scope:
+        return _charge_call(claimed, final_attempt=final_attempt)
 
 
 def payment_refund(*, payment_id: int, final_attempt: bool) -> Outcome:
@@ -160,25 +170,38 @@ def _payment_charge(*, payment_id: int, final_attempt: bool) -> Outcome:
             transaction.on_commit(partial(_refund_kick, booking_id=payment.booking_id))
             return "skipped"
         _count_attempt(payment)
-    started = time.monotonic()
-    outcome = "error"
+    claimed = ClaimedCharge(
+        payment_id=payment.pk,
+        booking_id=payment.booking_id,
+        correlation_id=payment.correlation_id,
+        amount_minor=payment.amount_minor,
+        currency=payment.currency,
+        idempotency_key=payment.idempotency_key,
+        payment_token=payment.payment_token,
+    )
+    return _charge_call(claimed, final_attempt=final_attempt)
+
+
+def _charge_call(claimed: ClaimedCharge, *, final_attempt: bool) -> Outcome:
+    """The gateway call of a claimed charge (its attempt committed), then its record."""
     try:
-        result = gateway_get().charge(
-            amount_minor=payment.amount_minor,
-            currency=payment.currency,
-            idempotency_key=payment.idempotency_key,
-            payment_token=payment.payment_token,
-            booking_id=payment.booking_id,
+        result = _gateway_timed(
+            "charge",
+            lambda: gateway_get().charge(
+                amount_minor=claimed.amount_minor,
+                currency=claimed.currency,
+                idempotency_key=claimed.idempotency_key,
+                payment_token=claimed.payment_token,
+                booking_id=claimed.booking_id,
+            ),
         )
-        outcome = "captured"
     except PaymentDeclined as exc:
-        outcome = "declined"
-        return _charge_record_declined(payment_id=payment_id, decline_code=exc.decline_code, reference=exc.reference)
+        return _charge_record_declined(
+            payment_id=claimed.payment_id, decline_code=exc.decline_code, reference=exc.reference
+        )
     except GatewayError as exc:
-        return _record_error(payment_id=payment_id, exc=exc, final_attempt=final_attempt)
-    finally:
-        PAYMENT_GATEWAY_LATENCY.labels(operation="charge", outcome=outcome).observe(time.monotonic() - started)
-    return _charge_record_captured(payment_id=payment_id, result=result)
+        return _record_error(payment_id=claimed.payment_id, exc=exc, final_attempt=final_attempt)
+    return _charge_record_captured(claimed, result=result)
 
 
 def _payment_refund(*, payment_id: int, final_attempt: bool) -> Outcome:
@@ -193,23 +216,39 @@ def _payment_refund(*, payment_id: int, final_attempt: bool) -> Outcome:
         if charge.state != Payment.State.SUCCEEDED:
             return "waiting"
         _count_attempt(refund)
-    started = time.monotonic()
-    outcome = "error"
     try:
-        result = gateway_get().refund(
-            charge_reference=charge.provider_reference,
-            amount_minor=refund.amount_minor,
-            currency=refund.currency,
-            idempotency_key=refund.idempotency_key,
-            booking_id=refund.booking_id,
+        result = _gateway_timed(
+            "refund",
+            lambda: gateway_get().refund(
+                charge_reference=charge.provider_reference,
+                amount_minor=refund.amount_minor,
+                currency=refund.currency,
+                idempotency_key=refund.idempotency_key,
+                booking_id=refund.booking_id,
+            ),
         )
-        outcome = "refunded"
     except GatewayError as exc:
         # A refund is never "declined" for good: a provider's no needs a human (dead, in the admin).
         return _record_error(payment_id=payment_id, exc=exc, final_attempt=final_attempt)
-    finally:
-        PAYMENT_GATEWAY_LATENCY.labels(operation="refund", outcome=outcome).observe(time.monotonic() - started)
     return _refund_record(payment_id=payment_id, result=result)
+
+
+_SUCCESS_OUTCOME = {"charge": "captured", "refund": "refunded"}
+
+
+def _gateway_timed(operation: Literal["charge", "refund"], call: Callable[[], GatewayResult]) -> GatewayResult:
+    """Make one gateway call, observed in ``PAYMENT_GATEWAY_LATENCY`` by operation and outcome."""
+    started = time.monotonic()
+    outcome = "error"
+    try:
+        result = call()
+        outcome = _SUCCESS_OUTCOME[operation]
+        return result
+    except PaymentDeclined:
+        outcome = "declined"
+        raise
+    finally:
+        PAYMENT_GATEWAY_LATENCY.labels(operation=operation, outcome=outcome).observe(time.monotonic() - started)
 
 
 def payments_redrive(*, payment_ids: Sequence[int]) -> int:
@@ -251,25 +290,40 @@ class _AlreadyRecorded(Exception):
     """Another copy of the task recorded this payment first: roll back, change nothing."""
 
 
-def _charge_record_captured(*, payment_id: int, result: GatewayResult) -> Outcome:
-    booking_id, amount, currency = Payment.objects.values_list("booking_id", "amount_minor", "currency").get(
-        pk=payment_id
-    )
-    if (result.amount_minor, result.currency) != (amount, currency):
-        error = GatewayError(f"the gateway charged {result.amount_minor} {result.currency} for {amount} {currency}")
-        return _record_error(payment_id=payment_id, exc=error, final_attempt=True)
+def _charge_record_captured(claimed: ClaimedCharge, *, result: GatewayResult) -> Outcome:
+    if (result.amount_minor, result.currency) != (claimed.amount_minor, claimed.currency):
+        error = GatewayError(
+            f"the gateway charged {result.amount_minor} {result.currency} for {claimed.amount_minor} {claimed.currency}"
+        )
+        return _record_error(payment_id=claimed.payment_id, exc=error, final_attempt=True)
+    now = timezone.now()
     with transaction.atomic():
-        booking = booking_payment_status_record(booking_id=booking_id, payment_status=Booking.PaymentStatus.PAID)
-        payment = _lock(payment_id, kind=Payment.Kind.CHARGE)
-        if payment is None or payment.state != Payment.State.PENDING:
+        booking = booking_payment_status_record(
+            booking_id=claimed.booking_id, payment_status=Booking.PaymentStatus.PAID
+        )
+        # Conditional: of two copies of the task, only the first records (the booking lock orders them).
+        recorded = Payment.objects.filter(pk=claimed.payment_id, state=Payment.State.PENDING).update(
+            state=Payment.State.SUCCEEDED,
+            completed_at=now,
+            last_error="",
+            provider_reference=result.reference,
+            updated_at=now,
+        )
+        if not recorded:
             transaction.set_rollback(True)
             return "noop"
-        payment.provider_reference = result.reference
-        _complete(payment, Payment.State.SUCCEEDED)
+        payment = Payment(
+            pk=claimed.payment_id,
+            booking_id=claimed.booking_id,
+            kind=Payment.Kind.CHARGE,
+            amount_minor=claimed.amount_minor,
+            currency=claimed.currency,
+            provider_reference=result.reference,
+        )
         _record_event(booking=booking, payment=payment, event_type=PAYMENT_CAPTURED)
         if booking.status == Booking.Status.CANCELLED:
-            transaction.on_commit(partial(_refund_kick, booking_id=booking_id))
-    PAYMENTS_CAPTURED.labels(currency=payment.currency).inc()
+            transaction.on_commit(partial(_refund_kick, booking_id=claimed.booking_id))
+    PAYMENTS_CAPTURED.labels(currency=claimed.currency).inc()
     return "captured"
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -261,6 +262,22 @@ CELERY_TASK_DEFAULT_QUEUE_TYPE = env.str("CELERY_TASK_DEFAULT_QUEUE_TYPE", defau
 # delayed delivery), which routes only through topic exchanges; on the default direct exchange a
 # retried task is held in the worker instead, blocking a process slot until its countdown ends.
 CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic" if CELERY_TASK_DEFAULT_QUEUE_TYPE == "quorum" else "direct"
+# Charges and refunds have a task queue of their own: the worker takes from both queues in turn, so
+# a backlog of charges (a slow gateway, a flash sale) never holds back the confirmation emails.
+CELERY_TASK_PAYMENTS_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}.payments"
+CELERY_TASK_QUEUES = [
+    Queue(
+        name,
+        Exchange(CELERY_TASK_DEFAULT_QUEUE, type=CELERY_TASK_DEFAULT_EXCHANGE_TYPE),
+        routing_key=name,
+        queue_arguments={"x-queue-type": "quorum"} if CELERY_TASK_DEFAULT_QUEUE_TYPE == "quorum" else None,
+    )
+    for name in (CELERY_TASK_DEFAULT_QUEUE, CELERY_TASK_PAYMENTS_QUEUE)
+]
+CELERY_TASK_ROUTES = {
+    "payments.tasks.payment_charge_task": {"queue": CELERY_TASK_PAYMENTS_QUEUE},
+    "payments.tasks.payment_refund_task": {"queue": CELERY_TASK_PAYMENTS_QUEUE},
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Every task has a soft limit (SoftTimeLimitExceeded: the task cleans up) and a hard one (the child
 # is killed); tasks that legitimately run longer get theirs in CELERY_TASK_ANNOTATIONS below.

@@ -37,7 +37,7 @@ REGISTRY = ROOT / ".cache" / "test-sessions"
 STALE_AFTER_SECONDS = 30 * 60
 
 _RUN = r"(?P<run>[0-9a-f]{8})"
-QUEUE_PATTERNS = (re.compile(rf"^test\.{_RUN}\."), re.compile(rf"^celery\.test\.{_RUN}$"))
+QUEUE_PATTERNS = (re.compile(rf"^test\.{_RUN}\."), re.compile(rf"^celery\.test\.{_RUN}(\.payments)?$"))
 EXCHANGE_PATTERN = re.compile(rf"^tour_events\.test\.{_RUN}(\.dlx)?$")
 TOPIC_PATTERN = re.compile(rf"^tour_events\.test\.{_RUN}(\.dlq)?$")
 GROUP_PATTERN = re.compile(rf"^tourapp\.test\.{_RUN}(\..*)?$")
@@ -47,7 +47,7 @@ WORKER_QUEUE_PATTERN = re.compile(r"^ops-test\.[0-9a-f]{8}$")
 # some): deleted once unused and idle for the staleness window.
 PER_TEST_QUEUE_PATTERNS = (
     re.compile(r"^ctest\.[0-9a-f]{8}\."),
-    re.compile(r"^celery\.ctest\.[0-9a-f]{8}$"),
+    re.compile(r"^celery\.ctest\.[0-9a-f]{8}(\.payments)?$"),
     re.compile(r"^relay-test-[0-9a-f]{8}$"),
     re.compile(r"^e2e-tap\.[0-9a-f]{8}$"),
 )
@@ -244,7 +244,7 @@ def rabbitmq_known_names_delete(*, report: Report) -> None:
     from messaging.consumers.rabbitmq_topology import queue_name_for, retry_queue_names
     from messaging.registry import handlers_all
 
-    queues = [settings.CELERY_TASK_DEFAULT_QUEUE]
+    queues = [settings.CELERY_TASK_DEFAULT_QUEUE, settings.CELERY_TASK_PAYMENTS_QUEUE]
     for handler in handlers_all():
         queues += [
             queue_name_for(handler.name),
