@@ -48,7 +48,12 @@ from availability.services import (
 from bookings.event_schema import TIER_PREMIUM, TIERS, TOUR_BOOKED, TOUR_CANCELLED
 from bookings.events import booking_event_payload
 from bookings.models import Booking
-from bookings.queries import booking_insert_bind, booking_insert_with_event, booking_seats_held
+from bookings.queries import (
+    booking_insert_bind,
+    booking_insert_with_event,
+    booking_payment_status_set,
+    booking_seats_held,
+)
 from bookings.selectors import booking_get_by_idempotency_key, booking_lock_for_update
 from messaging.events import routing_key_for
 from messaging.models import OutboxEvent
@@ -95,30 +100,6 @@ def booking_price(*, base_price: Decimal, seats: int, tier: str) -> Decimal:
     if tier == TIER_PREMIUM:
         total *= settings.BOOKING_PREMIUM_MULTIPLIER
     return total.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def booking_create(
-    *,
-    user: User,
-    departure_id: int,
-    seats: int,
-    tier: str,
-    contact_email: str | None = None,
-    contact_phone: str = "",
-    payment_token: str = "",
-    idempotency_key: str | None = None,
-) -> Booking:
-    """Book ``seats`` on a departure for ``user``; see ``booking_create_or_replay``."""
-    return booking_create_or_replay(
-        user=user,
-        departure_id=departure_id,
-        seats=seats,
-        tier=tier,
-        contact_email=contact_email,
-        contact_phone=contact_phone,
-        payment_token=payment_token,
-        idempotency_key=idempotency_key,
-    ).booking
 
 
 def booking_create_or_replay(
@@ -392,15 +373,12 @@ def booking_cancel_for_payment_failure(*, booking_id: int, reason: str) -> Booki
 
 
 def booking_payment_status_record(*, booking_id: int, payment_status: str) -> Booking:
-    """Lock the booking (departure and tour joined, for the event payload) and set its payment status.
+    """Lock the booking (departure and tour joined, for the event payload) and set its payment status
+    (one statement: ``bookings.queries.booking_payment_status_set``).
 
     Must run inside the caller's transaction: the lock is held until it commits, so the payment
     record and its event are written under it.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("booking_payment_status_record() must run inside the payment's transaction")
-    booking = Booking.objects.select_for_update(of=("self",)).select_related("departure__tour").get(pk=booking_id)
-    if booking.payment_status != payment_status:
-        booking.payment_status = payment_status
-        booking.save(update_fields=["payment_status", "updated_at"])
-    return booking
+    return booking_payment_status_set(booking_id=booking_id, payment_status=payment_status, now=timezone.now())

@@ -40,16 +40,8 @@ def pretty_json(value: Any) -> SafeString:
     return format_html('<pre style="white-space:pre-wrap;margin:0">{}</pre>', text)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Detail pages without Save buttons, lists without "Delete selected".
-
-    ``operator_action`` (label, callable) puts one POST button on the detail page, shown when the
-    object qualifies and the user holds the model's change permission (the admin's own change
-    permission stays off so every field is read-only).
-    """
-
-    change_form_template = "admin/messaging/change_form_with_action.html"
-    operator_action_label = ""
+class NoWrites:
+    """Nobody adds, changes or deletes these rows by hand: the relay and the consumers own them."""
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
@@ -59,6 +51,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+class ReadOnlyAdmin(NoWrites, admin.ModelAdmin):
+    """Detail pages without Save buttons, lists without "Delete selected".
+
+    ``operator_action`` (label, callable) puts one POST button on the detail page, shown when the
+    object qualifies and the user holds the model's change permission (the admin's own change
+    permission stays off so every field is read-only).
+    """
+
+    change_form_template = "admin/messaging/change_form_with_action.html"
+    operator_action_label = ""
 
     def has_operate_permission(self, request: HttpRequest) -> bool:
         opts = self.model._meta
@@ -101,21 +105,12 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, context)
 
 
-class OutboxDeliveryInline(admin.TabularInline):
+class OutboxDeliveryInline(NoWrites, admin.TabularInline):
     model = OutboxDelivery
     extra = 0
     can_delete = False
     fields = ["destination", "state", "attempts", "next_attempt_at", "delivered_at", "last_error"]
     readonly_fields = fields  # type: ignore[assignment]  # the same list: every field is read-only
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 _EVENT_FIELDS: tuple[str, ...] = (

@@ -1,5 +1,5 @@
 """Notifications' hand-written SQL: the batch insert a consumer runs per batch of events, and the
-send claim every send task runs.
+send claim and the record of a sent message, run once per message.
 
 Built from the models' metadata (so they follow schema changes as the ORM does); values are
 always bound parameters. Run on ``tourapp.db.prepared_cursor``.
@@ -44,3 +44,15 @@ def notification_claim_statement() -> tuple[str, list[str]]:
     RETURNING {columns}
     """  # noqa: S608 - names from model meta, values are parameters
     return sql, attnames
+
+
+@cache
+def notification_sent_statement() -> str:
+    """Record a sent message whoever holds its claim now (it went out: never send it again)."""
+    table = connection.ops.quote_name(Notification._meta.db_table)
+    return f"""
+    UPDATE {table}
+    SET status = %(sent)s, sent_at = %(now)s, last_error = '', summary = %(summary)s, claimed_at = NULL,
+        updated_at = %(now)s
+    WHERE id = %(id)s AND status <> %(sent)s
+    """  # noqa: S608 - names from model meta, values are parameters

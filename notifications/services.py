@@ -36,7 +36,7 @@ from bookings.event_schema import BookingEventPayload
 from messaging.envelope import Event
 from notifications.messages import render_email, render_sms, render_summary
 from notifications.models import Notification, NotificationPreference
-from notifications.queries import NOTIFICATIONS_INSERT_SQL, notification_claim_statement
+from notifications.queries import NOTIFICATIONS_INSERT_SQL, notification_claim_statement, notification_sent_statement
 from notifications.sms import TransientSmsError, sms_backend
 from tourapp.correlation import correlation_scope, get_correlation_id
 from tourapp.db import instance_from_row, prepared_cursor, retry_on_connection_loss
@@ -225,19 +225,18 @@ def _record_sent(notification: Notification) -> SendOutcome:
         context=notification.context,
         language=notification.language,
     )
-    retry_on_connection_loss(
-        lambda: Notification.objects.filter(pk=notification.pk)
-        .exclude(status=Notification.Status.SENT)
-        .update(
-            status=Notification.Status.SENT,
-            sent_at=notification.sent_at,
-            last_error="",
-            summary=notification.summary,
-            claimed_at=None,
-            updated_at=notification.sent_at,
-        ),
-        what=f"recording notification {notification.pk} as sent",
-    )
+    params = {
+        "id": notification.pk,
+        "sent": Notification.Status.SENT,
+        "now": notification.sent_at,
+        "summary": notification.summary,
+    }
+
+    def record() -> None:
+        with prepared_cursor() as cursor:
+            cursor.execute(notification_sent_statement(), params, prepare=True)
+
+    retry_on_connection_loss(record, what=f"recording notification {notification.pk} as sent")
     logger.info(notification.summary, extra={"notification_id": notification.pk})
     return "sent"
 

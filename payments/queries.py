@@ -1,4 +1,4 @@
-"""Hand-written SQL of the payments app: the charge claim, run once per charge."""
+"""Hand-written SQL of the payments app: the claim and the record of a charge, run once per charge."""
 
 from __future__ import annotations
 
@@ -54,3 +54,29 @@ def charge_claim(*, payment_id: int, now: datetime) -> ClaimedCharge | None:
         cursor.execute(_charge_claim_sql(), params, prepare=True)
         row = cursor.fetchone()
     return None if row is None else ClaimedCharge(payment_id, *row)
+
+
+@cache
+def _charge_captured_sql() -> str:
+    payment = connection.ops.quote_name(Payment._meta.db_table)
+    return f"""
+    UPDATE {payment}
+    SET state = %(succeeded)s, completed_at = %(now)s, last_error = '', provider_reference = %(reference)s,
+        updated_at = %(now)s
+    WHERE id = %(id)s AND state = %(pending)s
+    """  # noqa: S608 - names from model meta, values are parameters
+
+
+def charge_captured_record(*, payment_id: int, reference: str, now: datetime) -> bool:
+    """Mark a pending charge succeeded; False when it was not pending any more (another copy of the
+    task recorded it first). Run inside the record's transaction, under the booking's lock."""
+    params = {
+        "id": payment_id,
+        "now": now,
+        "reference": reference,
+        "succeeded": Payment.State.SUCCEEDED,
+        "pending": Payment.State.PENDING,
+    }
+    with prepared_cursor() as cursor:
+        cursor.execute(_charge_captured_sql(), params, prepare=True)
+        return cursor.rowcount == 1

@@ -59,7 +59,7 @@ from payments.metrics import (
     PAYMENTS_REFUNDED,
 )
 from payments.models import Payment
-from payments.queries import ClaimedCharge, charge_claim
+from payments.queries import ClaimedCharge, charge_captured_record, charge_claim
 from tourapp.correlation import correlation_scope, get_correlation_id
 
 logger = logging.getLogger(__name__)
@@ -302,14 +302,7 @@ def _charge_record_captured(claimed: ClaimedCharge, *, result: GatewayResult) ->
             booking_id=claimed.booking_id, payment_status=Booking.PaymentStatus.PAID
         )
         # Conditional: of two copies of the task, only the first records (the booking lock orders them).
-        recorded = Payment.objects.filter(pk=claimed.payment_id, state=Payment.State.PENDING).update(
-            state=Payment.State.SUCCEEDED,
-            completed_at=now,
-            last_error="",
-            provider_reference=result.reference,
-            updated_at=now,
-        )
-        if not recorded:
+        if not charge_captured_record(payment_id=claimed.payment_id, reference=result.reference, now=now):
             transaction.set_rollback(True)
             return "noop"
         payment = Payment(

@@ -1,13 +1,14 @@
 """Typed factory_boy factories for users and bookings (shared by every app's tests).
 
 ``BookingFactory`` writes a row directly: it does NOT reserve seats nor record an outbox event.
-Tests that need the real write path call ``bookings.services.booking_create``.
+Tests that need the real write path call ``booking_create`` below (the service, as the API calls it).
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 from functools import cache
+from typing import Any
 
 import factory
 from django.contrib.auth import get_user_model
@@ -16,8 +17,9 @@ from django.contrib.auth.models import AbstractUser
 
 from availability.tests.factories import DepartureFactory, TourFactory
 from bookings.models import Booking
+from bookings.services import booking_create_or_replay
 
-__all__ = ["BookingFactory", "DepartureFactory", "TourFactory", "UserFactory"]
+__all__ = ["BookingFactory", "DepartureFactory", "TourFactory", "UserFactory", "booking_create"]
 
 User = get_user_model()
 TEST_PASSWORD = "test-password"
@@ -52,3 +54,9 @@ class BookingFactory(factory.django.DjangoModelFactory[Booking]):
     contact_email = factory.LazyAttribute(lambda b: b.user.email)
     contact_phone = "+33600000000"
     status = Booking.Status.CONFIRMED
+
+
+def booking_create(**fields: Any) -> Booking:
+    """Book through ``bookings.services.booking_create_or_replay`` (seats, price, outbox event) and
+    return the booking."""
+    return booking_create_or_replay(**fields).booking

@@ -7,8 +7,7 @@ from django.urls import reverse
 
 from bookings.event_schema import TOUR_CANCELLED
 from bookings.models import Booking
-from bookings.services import booking_create
-from bookings.tests.factories import UserFactory
+from bookings.tests.factories import UserFactory, booking_create
 from messaging.models import OutboxEvent
 from tourapp.pii import mask_email
 

@@ -3,6 +3,7 @@ replace, write the booking and its event in one statement, and stay visible to q
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,12 +11,17 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
+from django.utils.timezone import now as timezone_now
 
 from availability.queries import departure_lock
 from bookings.models import Booking
-from bookings.queries import booking_insert_bind, booking_insert_with_event, booking_seats_held
-from bookings.services import booking_create
-from bookings.tests.factories import BookingFactory, DepartureFactory, UserFactory
+from bookings.queries import (
+    booking_insert_bind,
+    booking_insert_with_event,
+    booking_payment_status_set,
+    booking_seats_held,
+)
+from bookings.tests.factories import BookingFactory, DepartureFactory, UserFactory, booking_create
 from messaging.models import OutboxEvent
 from messaging.services import outbox_event_build
 
@@ -117,3 +123,38 @@ def test_a_booking_row_the_database_refuses_writes_no_event(customer, departure)
     # then
     assert Booking.objects.filter(user=customer).count() == 1
     assert not OutboxEvent.objects.exists()
+
+
+def _field_values(instance: Any) -> dict[str, Any]:
+    return {field.attname: getattr(instance, field.attname) for field in type(instance)._meta.concrete_fields}
+
+
+def test_booking_payment_status_set_returns_what_the_orm_lock_and_save_would_in_one_statement(
+    customer, departure
+) -> None:
+    # given
+    booking = BookingFactory(user=customer, departure=departure, seats=1)
+    later = timezone_now() + timedelta(seconds=30)
+
+    # when
+    with transaction.atomic(), CaptureQueriesContext(connection) as captured:
+        updated = booking_payment_status_set(booking_id=booking.pk, payment_status="paid", now=later)
+    # and again with the status it has now
+    with transaction.atomic():
+        again = booking_payment_status_set(
+            booking_id=booking.pk, payment_status="paid", now=later + timedelta(seconds=1)
+        )
+
+    # then: one round trip; booking, departure and tour as the ORM reads them back
+    assert len(_statements(captured)) == 1
+    orm = Booking.objects.select_related("departure__tour").get(pk=booking.pk)
+    assert (orm.payment_status, orm.updated_at) == ("paid", later)
+    assert _field_values(updated) == _field_values(orm)
+    assert _field_values(updated.departure) == _field_values(orm.departure)
+    assert _field_values(updated.departure.tour) == _field_values(orm.departure.tour)
+    assert again.updated_at == later  # unchanged status: updated_at kept
+
+
+def test_booking_payment_status_set_of_a_missing_booking_raises_does_not_exist() -> None:
+    with pytest.raises(Booking.DoesNotExist), transaction.atomic():
+        booking_payment_status_set(booking_id=987654321, payment_status="paid", now=timezone_now())

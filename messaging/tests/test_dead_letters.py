@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -33,9 +34,9 @@ def test_dead_letter_record_keeps_broker_headers_as_json() -> None:
     assert dead.body.endswith("raw")
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_rabbitmq_dead_letter_redriven_from_the_admin_is_handled(amqp_env, settings, admin_client) -> None:
-    # given: a message dead-lettered because the handler needed a field that was then fixed upstream
+def _dead_lettered_by_notifications_then_fixed(settings: Any) -> tuple[dict[str, Any], DeadLetter]:
+    """A booking event without its tour name, dead-lettered by the notifications consumer over
+    RabbitMQ; its stored body then fixed (the tour name filled in) as an operator would."""
     settings.EVENT_HANDLER_ROUTES = {"notifications": "rabbitmq", "availability": "kafka"}
     rabbitmq_topology_setup()
     payload = booking_payload(tourName=None)
@@ -44,6 +45,13 @@ def test_a_rabbitmq_dead_letter_redriven_from_the_admin_is_handled(amqp_env, set
     dead = DeadLetter.objects.get()
     assert "tour_name" in dead.reason
     DeadLetter.objects.filter(pk=dead.pk).update(body=json.dumps({**payload, "tourName": "Paris City Tour"}))
+    return payload, dead
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rabbitmq_dead_letter_redriven_from_the_admin_is_handled(amqp_env, settings, admin_client) -> None:
+    # given: a message dead-lettered because the handler needed a field that was then fixed upstream
+    payload, dead = _dead_lettered_by_notifications_then_fixed(settings)
     # when
     response = admin_client.post(
         reverse("admin:messaging_deadletter_changelist"), {"action": "redrive", "_selected_action": [dead.pk]}
@@ -187,13 +195,7 @@ def test_dead_letter_page_is_read_only_pretty_prints_the_body_and_has_a_redrive_
 @pytest.mark.django_db(transaction=True)
 def test_the_redrive_button_on_a_dead_letter_page_sends_it_back_to_its_queue(amqp_env, settings, admin_client) -> None:
     # given a message dead-lettered by the notifications consumer, fixed afterwards
-    settings.EVENT_HANDLER_ROUTES = {"notifications": "rabbitmq", "availability": "kafka"}
-    rabbitmq_topology_setup()
-    payload = booking_payload(tourName=None)
-    amqp_publish([(payload, wire_headers(payload))])
-    rabbitmq_consume(max_messages=1, idle_timeout=2)
-    dead = DeadLetter.objects.get()
-    DeadLetter.objects.filter(pk=dead.pk).update(body=json.dumps({**payload, "tourName": "Paris City Tour"}))
+    payload, dead = _dead_lettered_by_notifications_then_fixed(settings)
 
     # when the button on its page is pressed
     response = admin_client.post(reverse("admin:messaging_deadletter_operate", args=[dead.pk]))

@@ -11,8 +11,8 @@ import pytest
 from availability.models import Departure
 from availability.tests.factories import DepartureFactory
 from bookings.models import Booking
-from bookings.services import booking_cancel_by_staff, booking_create
-from bookings.tests.factories import UserFactory
+from bookings.services import booking_cancel_by_staff
+from bookings.tests.factories import UserFactory, booking_create
 from messaging.envelope import Event, event_parse
 from messaging.inbox import inbox_process
 from messaging.models import OutboxEvent

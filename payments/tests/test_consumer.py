@@ -9,8 +9,7 @@ import pytest
 from django.conf import settings
 
 from availability.tests.factories import DepartureFactory
-from bookings.services import booking_create
-from bookings.tests.factories import UserFactory
+from bookings.tests.factories import UserFactory, booking_create
 from messaging.amqp import events_connection
 from messaging.consumers.rabbitmq_topology import queue_name_for, rabbitmq_topology_setup
 from messaging.consumers.rabbitmq_worker import rabbitmq_consume

@@ -58,6 +58,35 @@ def test_captured_charge_marks_the_booking_paid_and_records_payment_captured(gat
     assert event.payload["amountMinor"] == 19999 and event.payload["providerReference"] == charge.provider_reference
 
 
+def test_two_copies_of_a_charge_task_in_flight_at_once_record_one_capture(gateway, book, monkeypatch) -> None:
+    # given: a charge whose task runs twice at once (a redelivery while the first copy is at the gateway)
+    booking = book()
+    charge_id = _charge(booking).pk
+    second: list[str] = []
+    calls: list[int] = []
+    real_charge = HttpDummyGateway.charge
+
+    def charge_then_let_the_other_copy_run(self, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        result = real_charge(self, **kwargs)
+        if len(calls) == 1:  # the first copy, back from the gateway: the second runs whole now
+            second.append(payment_charge(payment_id=charge_id, final_attempt=False))
+        return result
+
+    monkeypatch.setattr(HttpDummyGateway, "charge", charge_then_let_the_other_copy_run)
+
+    # when
+    first = payment_charge(payment_id=charge_id, final_attempt=False)
+
+    # then: both asked the gateway (same idempotency key, so one charge there), one recorded it
+    assert len(calls) == 2
+    assert sorted([first, *second]) == ["captured", "noop"]
+    charge = _charge(booking)
+    assert (charge.state, charge.attempts) == (Payment.State.SUCCEEDED, 2)
+    assert OutboxEvent.objects.filter(event_type=PAYMENT_CAPTURED).count() == 1
+    assert [op.kind for op in _gateway_ops()] == ["charge"]
+
+
 def test_declined_charge_cancels_the_booking_releases_its_seats_and_records_both_events(
     gateway, book, departure
 ) -> None:

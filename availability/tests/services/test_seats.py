@@ -15,8 +15,7 @@ from availability.services import (
 )
 from availability.tests.factories import DepartureFactory
 from bookings.models import Booking
-from bookings.services import booking_create
-from bookings.tests.factories import UserFactory
+from bookings.tests.factories import UserFactory, booking_create
 from messaging.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db

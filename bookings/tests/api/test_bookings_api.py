@@ -10,8 +10,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from availability.tests.factories import DepartureFactory
 from bookings.event_schema import TOUR_BOOKED, TOUR_CANCELLED
 from bookings.models import Booking
-from bookings.services import booking_create
-from bookings.tests.factories import UserFactory
+from bookings.tests.factories import UserFactory, booking_create
 from messaging.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db

@@ -10,8 +10,8 @@ from django.utils import timezone
 from availability.tests.factories import DepartureFactory
 from bookings.event_schema import TOUR_CANCELLED
 from bookings.models import Booking
-from bookings.services import BookingNotCancellable, booking_cancel, booking_cancel_by_staff, booking_create
-from bookings.tests.factories import BookingFactory, UserFactory
+from bookings.services import BookingNotCancellable, booking_cancel, booking_cancel_by_staff
+from bookings.tests.factories import BookingFactory, UserFactory, booking_create
 from messaging.models import OutboxEvent
 from tourapp.exceptions import NotFound
 

@@ -12,8 +12,8 @@ from django.db import connection
 
 from availability.tests.factories import DepartureFactory
 from bookings.models import Booking
-from bookings.services import ThirdPartyContactLimitExceeded, booking_create
-from bookings.tests.factories import UserFactory
+from bookings.services import ThirdPartyContactLimitExceeded
+from bookings.tests.factories import UserFactory, booking_create
 
 
 @pytest.fixture(autouse=True)

@@ -17,11 +17,10 @@ from bookings.services import (
     IdempotencyKeyReused,
     InvalidBooking,
     SeatLimitPerUserExceeded,
-    booking_create,
     booking_create_or_replay,
     booking_price,
 )
-from bookings.tests.factories import UserFactory
+from bookings.tests.factories import UserFactory, booking_create
 from messaging.models import OutboxDelivery, OutboxEvent
 
 pytestmark = pytest.mark.django_db
