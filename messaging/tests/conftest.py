@@ -21,6 +21,7 @@ from bookings.event_schema import TIER_STANDARD, TOUR_BOOKED, TOUR_CANCELLED
 from messaging.amqp import events_connection, events_exchange
 from messaging.events import routing_key_for
 from messaging.models import OutboxEvent
+from messaging.publishers.base import OutboundMessage
 from messaging.relay.pause import outbox_destination_resume
 from messaging.relay.publisher_cache import outbox_publishers_close
 from messaging.services import outbox_event_record
@@ -56,6 +57,20 @@ def record_booking_events(aggregate_ids: list[str], *, cancel: bool = False) -> 
                     )
                 )
     return events
+
+
+def outbound_message(n: int) -> OutboundMessage:
+    """The ``n``-th of a run of booking messages, as the relay hands them to a publisher."""
+    return OutboundMessage(
+        delivery_id=n,
+        event_id=f"00000000-0000-0000-0000-{n:012d}",
+        event_type=TOUR_BOOKED,
+        routing_key="tour.booked.standard",
+        message_key=str(n),
+        body=b'{"bookingId": "%d", "eventType": "tour.booked"}' % n,
+        headers={"eventType": TOUR_BOOKED},
+        correlation_id="c",
+    )
 
 
 def fake_booking_ids(count: int) -> list[str]:

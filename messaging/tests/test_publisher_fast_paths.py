@@ -11,13 +11,12 @@ import pytest
 from amqp import Channel
 from kafka import KafkaProducer
 
-from bookings.event_schema import TOUR_BOOKED
-from messaging.publishers.base import OutboundMessage
 from messaging.publishers.kafka import KafkaPublisher
 from messaging.publishers.kafka_batch_sender import KAFKA_BATCH_SENDER_GATE, kafka_batch_sender
 from messaging.publishers.rabbitmq import AmqpPublisher
 from messaging.publishers.rabbitmq_frames import AMQP_FRAME_WRITER_GATE
 from messaging.publishers.version_gate import VersionGate
+from messaging.tests.conftest import outbound_message
 
 REQUIREMENTS = Path(__file__).resolve().parents[2] / "requirements.txt"
 GATES = [KAFKA_BATCH_SENDER_GATE, AMQP_FRAME_WRITER_GATE]
@@ -27,19 +26,6 @@ def _pinned(distribution: str) -> str:
     match = re.search(rf"^{re.escape(distribution)}==(\S+)", REQUIREMENTS.read_text(), re.MULTILINE)
     assert match, f"{distribution} is not pinned in requirements.txt"
     return match.group(1)
-
-
-def _message(n: int) -> OutboundMessage:
-    return OutboundMessage(
-        delivery_id=n,
-        event_id=f"00000000-0000-0000-0000-{n:012d}",
-        event_type=TOUR_BOOKED,
-        routing_key="tour.booked.standard",
-        message_key=str(n),
-        body=b'{"bookingId": "%d", "eventType": "tour.booked"}' % n,
-        headers={"eventType": TOUR_BOOKED},
-        correlation_id="c",
-    )
 
 
 @pytest.mark.parametrize("gate", GATES, ids=lambda gate: gate.distribution)
@@ -61,7 +47,7 @@ def test_the_kafka_publisher_never_calls_send_on_the_pinned_release(kafka_topic,
     publisher = KafkaPublisher(topic=kafka_topic)
     try:
         # when
-        outcome = publisher.publish([_message(1), _message(2)])
+        outcome = publisher.publish([outbound_message(1), outbound_message(2)])
     finally:
         publisher.close()
 
@@ -79,7 +65,7 @@ def test_the_amqp_publisher_never_calls_basic_publish_on_the_pinned_release(amqp
     publisher = AmqpPublisher()
     try:
         # when
-        outcome = publisher.publish([_message(1), _message(2)])
+        outcome = publisher.publish([outbound_message(1), outbound_message(2)])
     finally:
         publisher.close()
 

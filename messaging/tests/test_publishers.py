@@ -17,20 +17,7 @@ from messaging.publishers.rabbitmq import AmqpPublisher
 from messaging.publishers.rabbitmq_frames import AMQP_FRAME_WRITER_GATE
 from messaging.relay.batch import outbox_relay_batch
 from messaging.services import outbox_event_record
-from messaging.tests.conftest import KAFKA, fake_booking_ids, record_booking_events
-
-
-def _message(n: int) -> OutboundMessage:
-    return OutboundMessage(
-        delivery_id=n,
-        event_id=f"00000000-0000-0000-0000-{n:012d}",
-        event_type=TOUR_BOOKED,
-        routing_key="tour.booked.standard",
-        message_key=str(n),
-        body=b'{"bookingId": "%d", "eventType": "tour.booked"}' % n,
-        headers={"eventType": TOUR_BOOKED},
-        correlation_id="c",
-    )
+from messaging.tests.conftest import KAFKA, fake_booking_ids, outbound_message, record_booking_events
 
 
 def _readable(message: OutboundMessage) -> OutboundMessage:
@@ -53,9 +40,9 @@ def test_amqp_publisher_confirms_a_batch_and_reuses_its_connection(amqp_reader, 
     publisher = AmqpPublisher()
     try:
         # when two batches are published
-        first = publisher.publish([_message(n) for n in range(1, 51)])
+        first = publisher.publish([outbound_message(n) for n in range(1, 51)])
         connection = publisher._conn
-        second = publisher.publish([_message(n) for n in range(51, 101)])
+        second = publisher.publish([outbound_message(n) for n in range(51, 101)])
 
         # then every message is confirmed, over one connection
         assert sorted(first.delivered) == list(range(1, 51)) and not first.failed
@@ -74,16 +61,19 @@ def test_amqp_publisher_reconnects_when_its_idle_connection_was_dropped(amqp_rea
     reader = amqp_reader()
     publisher = AmqpPublisher()
     try:
-        publisher.publish([_message(1)])
+        publisher.publish([outbound_message(1)])
         publisher._conn.connection.transport.sock.close()
 
         # when the next batch is published
-        outcome = publisher.publish([_message(2), _message(3)])
+        outcome = publisher.publish([outbound_message(2), outbound_message(3)])
 
         # then it went out on a fresh connection, not reported as an outage
         assert outcome.unavailable is None
         assert sorted(outcome.delivered) == [2, 3]
-        assert [m.event_id for m in reader.read(count=3)][-2:] == [_message(2).event_id, _message(3).event_id]
+        assert [m.event_id for m in reader.read(count=3)][-2:] == [
+            outbound_message(2).event_id,
+            outbound_message(3).event_id,
+        ]
     finally:
         publisher.close()
 
@@ -123,7 +113,7 @@ def test_kafka_publisher_puts_each_record_on_its_key_partition_with_body_and_hea
         monkeypatch.setattr(KAFKA_BATCH_SENDER_GATE, "installed", "0.0.0-unvetted")
     reader = kafka_reader()
     publisher = KafkaPublisher(topic=kafka_topic)
-    messages = [_readable(m) for m in map(_message, range(1, 41))]
+    messages = [_readable(m) for m in map(outbound_message, range(1, 41))]
     try:
         # when one batch of 40 keys is published
         outcome = publisher.publish(messages)
@@ -170,7 +160,7 @@ def test_a_programming_error_on_one_kafka_record_fails_that_record_instead_of_fa
     monkeypatch.setattr(kafka_publishers, "kafka_batch_sender", buggy_batch_sender)
     reader = kafka_reader()
     publisher = KafkaPublisher(topic=kafka_topic)
-    messages = [_readable(m) for m in map(_message, (1, 2, 3))]
+    messages = [_readable(m) for m in map(outbound_message, (1, 2, 3))]
     try:
         # when
         outcome = publisher.publish(messages)
@@ -193,12 +183,12 @@ def test_a_closed_kafka_producer_is_unavailable_not_a_failure_and_the_next_batch
         monkeypatch.setattr(KAFKA_BATCH_SENDER_GATE, "installed", "0.0.0-unvetted")
     publisher = KafkaPublisher(topic=kafka_topic)
     try:
-        assert publisher.publish([_message(1)]).delivered == [1]
+        assert publisher.publish([outbound_message(1)]).delivered == [1]
         publisher._producer.close(timeout=5)
 
         # when
-        closed = publisher.publish([_message(2)])
-        again = publisher.publish([_message(3)])
+        closed = publisher.publish([outbound_message(2)])
+        again = publisher.publish([outbound_message(3)])
     finally:
         publisher.close()
 
