@@ -114,14 +114,6 @@ def _prepare_environment(database_url: str) -> None:
     )
 
 
-# Production settings (the harness runs DEBUG on and speeds the safety nets up for fault scenarios).
-PRODUCTION_SETTINGS = {
-    "DEBUG": "false",  # DEBUG keeps and formats every SQL statement: not what production runs
-    "OUTBOX_SWEEP_SECONDS": "5",
-    "NOTIFICATION_SWEEP_AFTER_SECONDS": "600",
-}
-
-
 def _admin_url(database_url: str) -> str:
     from urllib.parse import urlsplit
 
@@ -630,7 +622,7 @@ def main() -> int:
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
         from django.db import close_old_connections
 
-        from tests.e2e.harness import System, seed_bookable
+        from tests.e2e.harness import System, production_env, seed_bookable
 
         count = max(1, round(args.rate * args.seconds))
         capacity = math.ceil((count + args.warmup_bookings) / args.departures) + 10
@@ -638,7 +630,7 @@ def main() -> int:
             prefix=f"latency-{RUN}", users=max(args.clients * 2, 8), departures=args.departures, capacity=capacity
         )
         log_dir = Path(tempfile.mkdtemp(prefix="tourapp-latency-"))
-        extra_env = dict(PRODUCTION_SETTINGS)
+        extra_env = production_env()
         system = System(
             database_url=database_url,
             log_dir=log_dir,
@@ -746,7 +738,7 @@ def main() -> int:
             "worker_concurrency": args.worker_concurrency,
             "clients": args.clients,
             "departures": args.departures,
-            "safety_nets": PRODUCTION_SETTINGS,
+            "safety_nets": extra_env,
             "variant": "as shipped",
             "cpus": os.cpu_count(),
         },

@@ -239,20 +239,6 @@ def _wait_drained(booking_ids: list[int], *, timeout: float) -> float | None:
     return None
 
 
-def _production_env() -> dict[str, str]:
-    """Production values for every safety net the e2e harness speeds up (sweeps, leases, timeouts,
-    retries): the harness's fast payment sweep alone re-sent every charge still queued after 10 s.
-    The booking throttle and the per-user seat cap stay lifted: the load comes from a few hundred
-    users, and those limits are business rules, not costs."""
-    from django.conf import settings
-
-    from tests.e2e.harness import FAST_RECOVERY_ENV
-
-    kept = {"BOOKING_THROTTLE_RATE", "BOOKING_MAX_SEATS_PER_USER_PER_DEPARTURE", "LOG_FORMAT", "PYTHONUNBUFFERED"}
-    env = {name: str(getattr(settings, name)) for name in FAST_RECOVERY_ENV if name not in kept}
-    return {**env, **e2e.PRODUCTION_SETTINGS}
-
-
 # ----------------------------------------------------------------------------- one step
 def _step(system: Any, *, rate: float, args: argparse.Namespace, tokens: list[str], departure_ids: list[int]) -> dict:
     from django.db import close_old_connections
@@ -386,7 +372,7 @@ def main() -> int:
         import logging
 
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
-        from tests.e2e.harness import System, seed_bookable
+        from tests.e2e.harness import System, production_env, seed_bookable
 
         total = sum(round(r * args.seconds) for r in args.rates) + 50
         capacity = math.ceil(total / args.departures) + 10
@@ -397,7 +383,7 @@ def main() -> int:
         system = System(
             database_url=database_url,
             log_dir=log_dir,
-            extra_env=_production_env(),
+            extra_env=production_env(),
             web_workers=args.web_workers,
             worker_concurrency=args.worker_concurrency,
         )
