@@ -16,8 +16,6 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from django.db import connection
-
 from availability.models import Departure, Tour
 from bookings.models import Booking
 from messaging.models import OutboxEvent
@@ -90,37 +88,34 @@ def booking_insert_with_event(*, booking: Booking, values: dict[str, Any], event
 
 
 @cache
-def _payment_status_set_statement() -> tuple[str, int, int, list[list[str]]]:
-    booking, departure, tour = Booking, Departure, Tour
-    columns, names = zip(
-        *(select_columns(model, alias) for model, alias in ((booking, "b"), (departure, "d"), (tour, "t"))),
-        strict=True,
-    )
-    table = {m: connection.ops.quote_name(m._meta.db_table) for m in (booking, departure, tour)}
+def _payment_status_set_statement() -> tuple[str, list[str], list[str], list[str]]:
+    booking_columns, booking_names = select_columns(Booking, "b")
+    departure_columns, departure_names = select_columns(Departure, "d")
+    tour_columns, tour_names = select_columns(Tour, "t")
     sql = f"""
-    UPDATE {table[booking]} AS b
+    UPDATE {Booking._meta.db_table} AS b
     SET payment_status = %(status)s::varchar,
         updated_at = CASE WHEN b.payment_status = %(status)s::varchar THEN b.updated_at ELSE %(now)s END
-    FROM {table[departure]} AS d JOIN {table[tour]} AS t ON t.id = d.tour_id
+    FROM {Departure._meta.db_table} AS d JOIN {Tour._meta.db_table} AS t ON t.id = d.tour_id
     WHERE b.id = %(id)s AND d.id = b.departure_id
-    RETURNING {", ".join(columns)}
+    RETURNING {booking_columns}, {departure_columns}, {tour_columns}
     """  # noqa: S608 - names from model meta, values are parameters
-    return sql, len(names[0]), len(names[1]), [list(n) for n in names]
+    return sql, booking_names, departure_names, tour_names
 
 
 def booking_payment_status_set(*, booking_id: int, payment_status: str, now: datetime) -> Booking:
     """Set the booking's payment status (its ``updated_at`` only when that changes), taking its row
     lock until the caller's transaction ends; returns it with its departure and tour, as
     ``select_for_update().select_related("departure__tour")`` and ``save()`` would, in one round trip."""
-    sql, booking_width, departure_width, names = _payment_status_set_statement()
+    sql, booking_names, departure_names, tour_names = _payment_status_set_statement()
     with prepared_cursor() as cursor:
         cursor.execute(sql, {"id": booking_id, "status": payment_status, "now": now}, prepare=True)
         row = cursor.fetchone()
     if row is None:
         raise Booking.DoesNotExist(f"no booking {booking_id}")
-    split = booking_width + departure_width
-    booking = instance_from_row(Booking, names[0], row[:booking_width])
-    departure = instance_from_row(Departure, names[1], row[booking_width:split])
-    departure.tour = instance_from_row(Tour, names[2], row[split:])
-    booking.departure = departure
+    split = len(booking_names)
+    end = split + len(departure_names)
+    booking = instance_from_row(Booking, booking_names, row[:split])
+    booking.departure = instance_from_row(Departure, departure_names, row[split:end])
+    booking.departure.tour = instance_from_row(Tour, tour_names, row[end:])
     return booking
